@@ -1,0 +1,47 @@
+"""The canonical model: ids, timestamps, identifier normalisation."""
+
+from idgateway.model._identifiers import (
+    InvalidValue,
+    is_junk,
+    normalize_domain,
+    normalize_email,
+    normalize_handle,
+    normalize_phone,
+)
+from idgateway.model._records import (
+    Company,
+    Contact,
+    changed_names,
+    company_from_hash,
+    contact_from_hash,
+)
+from idgateway.model._ids import (
+    COMPANY_PREFIX,
+    CONTACT_PREFIX,
+    format_epoch_ms,
+    format_timestamp,
+    new_ulid,
+    now_ms,
+    parse_record_id,
+)
+
+__all__ = [
+    "Company",
+    "Contact",
+    "changed_names",
+    "company_from_hash",
+    "contact_from_hash",
+    "COMPANY_PREFIX",
+    "CONTACT_PREFIX",
+    "InvalidValue",
+    "format_epoch_ms",
+    "format_timestamp",
+    "is_junk",
+    "new_ulid",
+    "normalize_domain",
+    "normalize_email",
+    "normalize_handle",
+    "normalize_phone",
+    "now_ms",
+    "parse_record_id",
+]

@@ -1,0 +1,102 @@
+"""Normalisation of identifying values and the junk-identifier rule (SPEC §2.3).
+
+Pure functions: each takes the raw value and returns the normalised one or raises
+:class:`InvalidValue` with a machine code and a human message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+_JUNK_WORDS = frozenset(
+    {"anonymous", "guest", "null", "none", "undefined", "nan", "[object object]", "0", "-1"}
+)
+_ZEROS_AND_DASHES = re.compile(r"^[0\-]+$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.[a-z0-9-]{2,63}$"
+)
+_HANDLE = re.compile(r"^[^\s/?#]{1,255}$")
+
+
+class InvalidValue(ValueError):
+    """A value that cannot be normalised; ``code`` is the violation code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def is_junk(value: str, extra: Iterable[re.Pattern[str]] = ()) -> bool:
+    """True for identifiers that name nobody: ``""``, ``anonymous``, ``0``, ``--`` ….
+
+    ``extra`` are the tenant's own patterns, matched against the whole value.
+    """
+    stripped = value.strip()
+    if not stripped:
+        return True
+    lowered = stripped.lower()
+    if lowered in _JUNK_WORDS or _ZEROS_AND_DASHES.match(lowered):
+        return True
+    return any(p.fullmatch(stripped) for p in extra)
+
+
+def normalize_email(value: str) -> str:
+    """Trimmed, lower-cased, syntax-checked address (no DNS)."""
+    candidate = value.strip().lower()
+    try:
+        validate_email(candidate, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as exc:
+        raise InvalidValue("email", f"not an email address: {exc}") from None
+    return candidate
+
+
+def normalize_phone(value: str, default_region: str | None) -> str:
+    """E.164; a national number needs the tenant's ``default_region``."""
+    text = value.strip()
+    if not text:
+        raise InvalidValue("phone", "empty phone number")
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+    except phonenumbers.NumberParseException as exc:
+        hint = "" if default_region or text.startswith("+") else " (no default_region is set)"
+        raise InvalidValue("phone", f"not a phone number: {exc._msg}{hint}") from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidValue("phone", "not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_handle(value: str) -> str:
+    """Social handle: trimmed, one leading ``@`` removed, lower-cased."""
+    text = value.strip()
+    if text.startswith("@"):
+        text = text[1:]
+    text = text.lower()
+    if not _HANDLE.match(text):
+        raise InvalidValue("handle", "a handle is 1-255 characters without spaces, '/', '?' or '#'")
+    return text
+
+
+def normalize_domain(value: str) -> str:
+    """Lower-cased host name: no scheme, path, port or leading ``www.``."""
+    text = value.strip().lower()
+    if "://" in text:
+        text = urlsplit(text).hostname or ""
+    else:
+        text = re.split(r"[/?#]", text, maxsplit=1)[0]
+        text = text.rsplit("@", 1)[-1].split(":", 1)[0]
+    text = text.rstrip(".")
+    if text.startswith("www."):
+        text = text[4:]
+    try:
+        text = text.encode("idna").decode("ascii") if not text.isascii() else text
+    except UnicodeError:
+        raise InvalidValue("domain", "not a domain name") from None
+    if not _DOMAIN.match(text):
+        raise InvalidValue("domain", "not a domain name")
+    return text

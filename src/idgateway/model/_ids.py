@@ -1,0 +1,40 @@
+"""Record ids (``c_`` / ``co_`` + ULID) and RFC 3339 timestamps."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from ulid import ULID
+
+CONTACT_PREFIX = "c_"
+COMPANY_PREFIX = "co_"
+_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def new_ulid() -> str:
+    return str(ULID())
+
+
+def parse_record_id(value: str, prefix: str) -> str | None:
+    """The bare ULID of ``<prefix><ULID>``, or ``None`` when ``value`` is not such an id."""
+    if not value.startswith(prefix):
+        return None
+    bare = value[len(prefix) :]
+    return bare if _ULID.match(bare) else None
+
+
+def format_timestamp(dt: datetime) -> str:
+    """RFC 3339 UTC with ``Z``; milliseconds only when there are any."""
+    dt = dt.astimezone(UTC)
+    ms = dt.microsecond // 1000
+    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{ms:03d}Z" if ms else f"{base}Z"
+
+
+def format_epoch_ms(ms: int) -> str:
+    return format_timestamp(datetime.fromtimestamp(ms / 1000, UTC))
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)

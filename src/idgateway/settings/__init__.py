@@ -1,0 +1,31 @@
+"""Configuration: ``gateway.toml`` plus one TOML file per tenant, decoded into Structs."""
+
+from idgateway.settings._loader import (
+    SHIPPED_ADAPTER_SETTINGS,
+    ConfigError,
+    ConfigIssue,
+    Settings,
+    load_settings,
+)
+from idgateway.settings._schema import (
+    ApiKeyConfig,
+    Duration,
+    FieldConfig,
+    FieldType,
+    GatewayFile,
+    TenantFile,
+)
+
+__all__ = [
+    "SHIPPED_ADAPTER_SETTINGS",
+    "ApiKeyConfig",
+    "ConfigError",
+    "ConfigIssue",
+    "Duration",
+    "FieldConfig",
+    "FieldType",
+    "GatewayFile",
+    "Settings",
+    "TenantFile",
+    "load_settings",
+]

@@ -1,0 +1,200 @@
+"""The configuration files as msgspec Structs (SPEC §8).
+
+Two files shapes: ``gateway.toml`` (:class:`GatewayFile`) and one file per tenant
+(:class:`TenantFile`). Unknown keys are errors everywhere (``forbid_unknown_fields``).
+Durations arrive as strings (``"30d"``) and are held as :class:`Duration` (seconds).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class Duration(float):
+    """A duration in seconds, written in config as ``<n>ms|s|m|h|d``."""
+
+    @classmethod
+    def parse(cls, text: object) -> Duration:
+        if not isinstance(text, str):
+            raise TypeError(f"expected a duration string like '30s', got {type(text).__name__}")
+        match = _DURATION.match(text.strip())
+        if match is None:
+            raise ValueError(f"invalid duration {text!r}: use <n>ms|s|m|h|d, e.g. '30s'")
+        return cls(float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Duration:
+        return Duration.parse(obj)
+    raise NotImplementedError(f"unsupported type {type_!r}")
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Every config table: unknown keys are errors."""
+
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+FieldKey = Annotated[str, Meta(min_length=1, max_length=128)]
+
+
+# --- gateway.toml ---------------------------------------------------------------------------
+
+
+class ServerSection(Base):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    max_body_bytes: Annotated[int, Meta(ge=256, le=16 * 1024 * 1024)] = 32768
+    workers: Annotated[int, Meta(ge=1, le=256)] = 1
+
+
+class RedisSection(Base):
+    url: str = ""
+    data_dir: str = "var/valkey"
+    cluster: bool = False
+    appendfsync: Literal["always", "everysec"] = "always"
+
+
+class LoggingSection(Base):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def _default_schedule() -> list[Duration]:
+    return [
+        Duration.parse(d)
+        for d in ("5s", "30s", "2m", "10m", "30m", "1h", "2h", "4h", "8h", "12h", "24h")
+    ]
+
+
+class DeliverySection(Base):
+    retry_schedule: list[Duration] = msgspec.field(default_factory=_default_schedule)
+    timeout: Duration = Duration(15.0)
+    concurrency: Annotated[int, Meta(ge=1, le=10_000)] = 64
+
+
+class TenantsSection(Base):
+    dir: str = "tenants"
+
+
+class GatewayFile(Base):
+    server: ServerSection = msgspec.field(default_factory=ServerSection)
+    redis: RedisSection = msgspec.field(default_factory=RedisSection)
+    logging: LoggingSection = msgspec.field(default_factory=LoggingSection)
+    delivery: DeliverySection = msgspec.field(default_factory=DeliverySection)
+    tenants: TenantsSection = msgspec.field(default_factory=TenantsSection)
+
+
+# --- tenants/<id>.toml ----------------------------------------------------------------------
+
+FieldType = Literal[
+    "text",
+    "long_text",
+    "number",
+    "boolean",
+    "date",
+    "datetime",
+    "email",
+    "phone",
+    "link",
+    "address",
+    "dropdown",
+    "tags",
+]
+
+
+class ApiKeyConfig(Base):
+    name: str
+    kind: Literal["secret", "publishable"]
+    key: str | None = None
+    key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError("set exactly one of `key` or `key_sha256`")
+        if self.key is not None and len(self.key) < 16:
+            raise ValueError("`key` must be at least 16 characters")
+
+
+class IdentityConfig(Base):
+    verification: Literal["required", "optional", "off"] = "off"
+    secret: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.verification != "off" and not self.secret:
+            raise ValueError("`secret` is required when verification is not 'off'")
+
+
+class FieldConfig(Base):
+    key: FieldKey
+    type: FieldType
+    unique: bool = False
+    required: bool = False
+    max_length: Annotated[int, Meta(ge=1, le=65535)] | None = None
+    options: list[str] | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type == "dropdown" and not self.options:
+            raise ValueError("a dropdown field needs `options`")
+        if self.type != "dropdown" and self.options is not None:
+            raise ValueError("`options` is only for dropdown fields")
+        if self.max_length is not None and self.type != "text":
+            raise ValueError("`max_length` is only for text fields")
+        if self.unique and self.type not in ("text", "email", "phone"):
+            raise ValueError("only text, email and phone fields can be `unique`")
+
+
+class FieldsConfig(Base):
+    contact: list[FieldConfig] = msgspec.field(default_factory=list)
+    company: list[FieldConfig] = msgspec.field(default_factory=list)
+
+
+class CompatConfig(Base):
+    smooch_app_id: str | None = None
+    groove_api_token: str | None = None
+
+
+class VendorConfig(Base):
+    adapter: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]
+    name: str | None = None
+    enabled: bool = True
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ProfileConfig(Base):
+    webhook_url: str
+    template: str
+    headline: str = "Profile"
+    api_token: str = ""
+    cache_ttl: Duration = Duration(3600.0)
+    timeout: Duration = Duration(5.0)
+
+
+class RateLimitConfig(Base):
+    requests_per_second: Annotated[int, Meta(ge=1)] = 100
+    burst: Annotated[int, Meta(ge=1)] | None = None
+
+
+class TenantFile(Base):
+    id: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    name: str = ""
+    unknown_fields: Literal["infer", "discard", "reject"] = "infer"
+    default_region: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] | None = None
+    session_ttl: Duration = Duration(30 * 86400.0)
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    allow_private_networks: bool = False
+    blocked_identifiers: list[str] = msgspec.field(default_factory=list)
+    api_keys: list[ApiKeyConfig] = msgspec.field(default_factory=list)
+    identity: IdentityConfig = msgspec.field(default_factory=IdentityConfig)
+    fields: FieldsConfig = msgspec.field(default_factory=FieldsConfig)
+    compat: CompatConfig = msgspec.field(default_factory=CompatConfig)
+    vendors: list[VendorConfig] = msgspec.field(default_factory=list)
+    profile: ProfileConfig | None = None
+    rate_limit: RateLimitConfig | None = None

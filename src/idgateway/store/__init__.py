@@ -1,0 +1,23 @@
+"""Redis: connection, embedded Valkey, key map, Lua scripts, records.
+
+See :mod:`idgateway.store._keys` for the key map.
+"""
+
+from idgateway.store._connection import connect
+from idgateway.store._embedded import EmbeddedValkey
+from idgateway.store._keys import BUCKETS, TenantKeys, bucket
+from idgateway.store._records import RecordOp, RecordResult, RecordStore, kind_field
+from idgateway.store._scripts import Scripts
+
+__all__ = [
+    "BUCKETS",
+    "EmbeddedValkey",
+    "RecordOp",
+    "RecordResult",
+    "RecordStore",
+    "Scripts",
+    "TenantKeys",
+    "bucket",
+    "connect",
+    "kind_field",
+]

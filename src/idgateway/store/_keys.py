@@ -1,0 +1,77 @@
+"""The Redis key map — the one place that names every key the gateway writes.
+
+Every key of a tenant starts with ``idgw:{<tenant>}:``; the braces make the tenant id the
+Redis Cluster hash tag, so every script of a tenant touches one slot. ``<id>`` is a bare
+ULID (the ``c_`` / ``co_`` prefix is added at the API edge).
+
+=========================  ======  ==========================================================
+key                        type    holds
+=========================  ======  ==========================================================
+``…:c:<id>``               hash    a contact: one field per set field (JSON text); custom
+                                   fields as ``p.<key>``; ``_v`` version, ``_c`` / ``_u``
+                                   created / updated (epoch ms), ``_co`` company ids (JSON
+                                   list), ``r.<vendor>`` vendor refs
+``…:o:<id>``               hash    a company: same layout; ``_n`` contact count
+``…:cx:<bucket>``          hash    contact identifier index: ``<kind>:<value>`` → contact id.
+                                   Kinds: ``x`` external_id, ``e`` email and secondary emails,
+                                   ``p`` phone, ``f`` facebook, ``t`` twitter, ``u.<key>``
+                                   unique custom field. ``bucket`` = :func:`bucket` of the
+                                   field, 0…65535: many small hashes stay in Redis's compact
+                                   listpack encoding (see README, memory)
+``…:ox:<bucket>``          hash    company identifier index: kinds ``d`` domains, ``f``, ``t``,
+                                   ``l`` linkedin, ``u.<key>``
+``…:types:c`` / ``:o``     hash    ``p.<key>`` → type first stored for an inferred field
+``…:merged``               hash    merged-away contact id → the id it was merged into
+``…:outbox``               stream  change events: ``type``, ``id``, ``v`` (record version)
+=========================  ======  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BUCKETS = 65536
+
+
+def bucket(field: str) -> int:
+    """Index bucket of an index field; the Lua scripts compute the very same number."""
+    h = 0
+    for byte in field.encode():
+        h = (h * 31 + byte) % BUCKETS
+    return h
+
+
+@dataclass(frozen=True)
+class TenantKeys:
+    """Key names of one tenant."""
+
+    tenant: str
+
+    @property
+    def prefix(self) -> str:
+        return f"idgw:{{{self.tenant}}}:"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.prefix}outbox"
+
+    def contact(self, ulid: str) -> str:
+        return f"{self.prefix}c:{ulid}"
+
+    def company(self, ulid: str) -> str:
+        return f"{self.prefix}o:{ulid}"
+
+    def record(self, ns: str, ulid: str) -> str:
+        return f"{self.prefix}{ns}:{ulid}"
+
+    def index(self, ns: str, kind: str, value: str) -> tuple[str, str]:
+        """(hash key, hash field) of one identifying value in namespace ``c`` or ``o``."""
+        field = f"{kind}:{value}"
+        return f"{self.prefix}{ns}x:{bucket(field)}", field
+
+    def types(self, ns: str) -> str:
+        return f"{self.prefix}types:{ns}"
+
+    @property
+    def merged(self) -> str:
+        return f"{self.prefix}merged"

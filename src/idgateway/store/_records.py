@@ -1,0 +1,187 @@
+"""Contacts and companies in Redis: every write is one script call (one round trip)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from idgateway.errors import IdentityConflict, NotFound, ValidationFailed
+from idgateway.fields import Violation
+from idgateway.model import CONTACT_PREFIX, new_ulid, now_ms
+from idgateway.store._keys import TenantKeys
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from idgateway.fields import RecordChange, Registry
+    from idgateway.store._scripts import Scripts
+
+Namespace = Literal["c", "o"]
+_encode = msgspec.json.Encoder().encode
+
+# Index kind → the field name a conflict report shows.
+_KIND_FIELD = {
+    "x": "external_id",
+    "e": "email",
+    "p": "phone",
+    "f": "facebook",
+    "t": "twitter",
+    "d": "domain",
+    "l": "linkedin",
+}
+
+
+def kind_field(kind: str) -> str:
+    return kind[2:] if kind.startswith("u.") else _KIND_FIELD.get(kind, kind)
+
+
+@dataclass(frozen=True)
+class RecordOp:
+    """One record a write script call resolves and changes."""
+
+    ns: Namespace
+    change: RecordChange
+    registry: Registry
+    target: str | None = None  # bare ULID of a known record; otherwise resolve by lookups
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.change
+        op: dict[str, Any] = {
+            "ns": self.ns,
+            "new_id": new_ulid(),
+            "lookups": [list(x) for x in c.lookups],
+            "set": c.sets,
+            "unset": c.unsets,
+            "infer": [list(x) for x in c.infer],
+            "required": [list(x) for x in c.required],
+            "spec": msgspec.Raw(self.registry.index_spec),
+        }
+        if c.tags_add:
+            op["tags_add"] = c.tags_add
+        if self.target:
+            op["target"] = self.target
+        return op
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    ulid: str
+    created: bool
+    changed: list[bytes]
+    stored: dict[bytes, bytes]
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _conflict(rows: list[list[bytes]], ns: Namespace) -> IdentityConflict:
+    noun = "contact" if ns == "c" else "company"
+    conflicts = [
+        {
+            "path": path.decode(),
+            "field": kind_field(kind.decode()),
+            "value": value.decode(),
+            "record_id": owner.decode(),
+        }
+        for path, kind, value, owner in rows
+    ]
+    owners = {c["record_id"] for c in conflicts}
+    return IdentityConflict(
+        f"the identifying values of this call belong to {len(owners)} different records"
+        if len(owners) > 1
+        else f"a value of this call belongs to another {noun}",
+        conflicts=conflicts,
+    )
+
+
+class RecordStore:
+    """Reads and atomic writes of one Redis-backed gateway."""
+
+    def __init__(self, client: Redis, scripts: Scripts) -> None:
+        self.client = client
+        self.scripts = scripts
+
+    async def upsert(
+        self, tenant: str, ops: list[RecordOp], *, link: bool = False
+    ) -> list[RecordResult]:
+        """Resolve, check and write every op in one script call (companies first).
+
+        Raises:
+            IdentityConflict: values of the call belong to different records.
+            ValidationFailed: an inferred type differs from the stored one, or a required
+                field is missing on create.
+            NotFound: an op's ``target`` does not exist.
+        """
+        keys = TenantKeys(tenant)
+        request = _encode({"now": str(now_ms()), "link": link, "records": [o.to_json() for o in ops]})
+        reply = await self.scripts.upsert(keys=[keys.outbox], args=[keys.prefix, request])
+        status = reply[0]
+        if status == b"ok":
+            return [
+                RecordResult(
+                    ulid=block[0].decode(),
+                    created=bool(block[1]),
+                    changed=list(block[2]),
+                    stored=_pairs(block[3]),
+                )
+                for block in reply[1:]
+            ]
+        if status == b"conflict":
+            raise _conflict(reply[1], ops[-1].ns)
+        if status == b"invalid":
+            raise ValidationFailed(
+                [Violation(p.decode(), c.decode(), m.decode()) for p, c, m in reply[1]]
+            )
+        noun = "contact" if reply[1] == b"c" else "company"
+        raise NotFound(f"no such {noun}")
+
+    async def stored_types(self, tenant: str, ns: Namespace, hfields: list[str]) -> list[str | None]:
+        """The types inferred fields were first stored with (read-only; used to report every
+        violation of a call that already failed validation)."""
+        if not hfields:
+            return []
+        raw = await self.client.hmget(TenantKeys(tenant).types(ns), hfields)
+        return [r.decode() if r is not None else None for r in raw]
+
+    async def get(self, tenant: str, ns: Namespace, ulid: str) -> dict[bytes, bytes] | None:
+        stored: dict[bytes, bytes] = await self.client.hgetall(TenantKeys(tenant).record(ns, ulid))
+        return stored or None
+
+    async def lookup(
+        self, tenant: str, ns: Namespace, kind: str, value: str
+    ) -> tuple[str, dict[bytes, bytes]] | None:
+        keys = TenantKeys(tenant)
+        reply = await self.scripts.lookup(keys=[keys.outbox], args=[keys.prefix, ns, kind, value])
+        if not reply:
+            return None
+        return reply[0].decode(), _pairs(reply[1])
+
+    async def merged_into(self, tenant: str, ulid: str) -> str | None:
+        into = await self.client.hget(TenantKeys(tenant).merged, ulid)
+        return CONTACT_PREFIX + into.decode() if into else None
+
+    async def delete_contact(self, tenant: str, ulid: str, registry: Registry) -> bool:
+        keys = TenantKeys(tenant)
+        done = await self.scripts.delete(
+            keys=[keys.outbox], args=[keys.prefix, ulid, registry.index_spec, str(now_ms())]
+        )
+        return bool(done)
+
+    async def merge_contacts(
+        self, tenant: str, into: str, from_: str, registry: Registry
+    ) -> tuple[list[bytes], dict[bytes, bytes]]:
+        keys = TenantKeys(tenant)
+        reply = await self.scripts.merge(
+            keys=[keys.outbox],
+            args=[keys.prefix, into, from_, registry.index_spec, str(now_ms())],
+        )
+        if reply[0] == b"notfound":
+            which = reply[1].decode()
+            raise NotFound(f"no such contact in `{which}`", field=which)
+        return list(reply[1]), _pairs(reply[2])
+
+
+__all__ = ["RecordOp", "RecordResult", "RecordStore", "kind_field"]

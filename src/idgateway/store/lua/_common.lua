@@ -1,0 +1,70 @@
+-- Shared helpers, prepended to every script at load time (see store/_scripts.py).
+-- P is the tenant key prefix "idgw:{tenant}:"; ns is "c" (contacts) or "o" (companies).
+
+local function bucket(s)
+  local h = 0
+  for i = 1, #s do
+    h = (h * 31 + string.byte(s, i)) % 65536
+  end
+  return h
+end
+
+local function ix_key(P, ns, field)
+  return P .. ns .. 'x:' .. bucket(field)
+end
+
+local function ix_get(P, ns, kind, value)
+  local field = kind .. ':' .. value
+  return redis.call('HGET', ix_key(P, ns, field), field)
+end
+
+local function ix_set(P, ns, kind, value, id)
+  local field = kind .. ':' .. value
+  redis.call('HSET', ix_key(P, ns, field), field, id)
+end
+
+local function ix_del_if_owner(P, ns, kind, value, id)
+  local field = kind .. ':' .. value
+  local key = ix_key(P, ns, field)
+  if redis.call('HGET', key, field) == id then
+    redis.call('HDEL', key, field)
+  end
+end
+
+-- The identifying values a record holds, as a set "kind\0value" -> {kind, value}.
+-- `spec` is [[hfield, kind, is_list], ...]; `get(hfield)` returns the stored JSON text or nil.
+local function id_values(spec, get)
+  local out = {}
+  for _, s in ipairs(spec) do
+    local raw = get(s[1])
+    if raw then
+      local decoded = cjson.decode(raw)
+      if s[3] == 1 then
+        for _, v in ipairs(decoded) do out[s[2] .. '\0' .. v] = {s[2], v} end
+      elseif type(decoded) == 'string' then
+        out[s[2] .. '\0' .. decoded] = {s[2], decoded}
+      end
+    end
+  end
+  return out
+end
+
+local function list_contains(list, value)
+  for _, v in ipairs(list) do
+    if v == value then return true end
+  end
+  return false
+end
+
+local function emit(P, etype, id, version)
+  redis.call('XADD', P .. 'outbox', '*', 'type', etype, 'id', id, 'v', version)
+end
+
+local function hash_to_table(flat)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local PREFIX_OF = {c = 'c_', o = 'co_'}
+local ETYPE_OF = {c = 'contact', o = 'company'}

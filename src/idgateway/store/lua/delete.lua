@@ -1,0 +1,20 @@
+-- Erase a contact: free its identifiers, unlink its companies, delete it, emit the event.
+-- KEYS[1]: outbox; ARGV: prefix, contact id (bare), index spec JSON, now (ms)
+local P, id, spec, now = ARGV[1], ARGV[2], cjson.decode(ARGV[3]), ARGV[4]
+local key = P .. 'c:' .. id
+local old = hash_to_table(redis.call('HGETALL', key))
+if next(old) == nil then return 0 end
+for _, kv in pairs(id_values(spec, function(hf) return old[hf] end)) do
+  ix_del_if_owner(P, 'c', kv[1], kv[2], id)
+end
+for _, co in ipairs(old['_co'] and cjson.decode(old['_co']) or {}) do
+  local ckey = P .. 'o:' .. co
+  if redis.call('EXISTS', ckey) == 1 then
+    redis.call('HINCRBY', ckey, '_n', -1)
+    redis.call('HSET', ckey, '_u', now)
+    emit(P, 'company.upserted', 'co_' .. co, redis.call('HINCRBY', ckey, '_v', 1))
+  end
+end
+redis.call('DEL', key)
+emit(P, 'contact.deleted', 'c_' .. id, tonumber(old['_v'] or '0') + 1)
+return 1
