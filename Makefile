@@ -1,0 +1,34 @@
+# Two commands from a fresh clone: `make run` and `make test`. Both build .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test check install lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: serve config/gateway.toml on the embedded Valkey (http://127.0.0.1:8080)
+run: $(STAMP)
+	$(BIN)/idgateway serve --config config/gateway.toml
+
+## test: the whole suite (unit, integration, e2e) on an embedded Valkey, or REDIS_URL
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## check: validate the example configuration
+check: $(STAMP)
+	$(BIN)/idgateway config check --config config/gateway.toml
+
+## lock: re-pin constraints.txt from the current environment
+lock: $(STAMP)
+	$(BIN)/pip freeze --exclude-editable | sort > constraints.txt
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,3 @@
+from idgateway.cli import main
+
+raise SystemExit(main())

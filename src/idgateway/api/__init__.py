@@ -1,0 +1,1 @@
+"""The HTTP edge: controllers per surface, auth, problem details."""

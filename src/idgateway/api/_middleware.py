@@ -1,0 +1,53 @@
+"""Request id and one log line per request."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import structlog
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger("idgateway.access")
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_context(app: ASGIApp) -> ASGIApp:
+    """Bind ``request_id`` (from ``X-Request-Id`` when sane, else new) for the request's logs,
+    echo it in the response, and log method, path (no query: it may hold emails), status and
+    duration."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex.encode()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=rid.decode())
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    return middleware

@@ -1,0 +1,100 @@
+"""RFC 9457 problem responses for every error, ours and Litestar's (SPEC §5.6)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+
+from idgateway.errors import (
+    GatewayError,
+    Malformed,
+    MethodNotAllowed,
+    NotFound,
+    TooLarge,
+)
+
+log = structlog.get_logger(__name__)
+PROBLEM_JSON = "application/problem+json"
+_encode = msgspec.json.Encoder().encode
+_MSGSPEC_AT = re.compile(r" - at `(\$[^`]*)`$")
+
+
+def problem_body(exc: GatewayError) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": exc.type,
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+    }
+    body.update(exc.extensions)
+    return body
+
+
+def problem_response(exc: GatewayError) -> Response[bytes]:
+    return Response(
+        content=_encode(problem_body(exc)),
+        status_code=exc.status,
+        media_type=PROBLEM_JSON,
+        headers=exc.headers,
+    )
+
+
+def _malformed_from_validation(exc: ValidationException) -> Malformed:
+    errors = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid"))
+        key = item.get("key")
+        at = _MSGSPEC_AT.search(message)
+        if at:
+            path, message = at.group(1), message[: at.start()]
+        elif item.get("source") == "body" and key:
+            path = f"$.{key}"
+        elif key:
+            path = f"{item.get('source', 'query')}:{key}"
+        else:
+            path = "$"
+        errors.append({"path": path, "code": "malformed", "message": message})
+    detail = "the request body is not valid JSON of the expected shape"
+    if errors:
+        detail = errors[0]["message"] if len(errors) == 1 else f"{len(errors)} problems"
+    return Malformed(detail, errors=errors)
+
+
+def translate(exc: Exception) -> GatewayError:
+    """Any exception → the gateway error it stands for."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, ValidationException):
+        return _malformed_from_validation(exc)
+    if isinstance(exc, NotFoundException):
+        return NotFound("no such resource")
+    if isinstance(exc, MethodNotAllowedException):
+        err = MethodNotAllowed(str(exc.detail))
+        if exc.headers:
+            err.headers.update(exc.headers)
+        return err
+    if isinstance(exc, RequestEntityTooLarge):
+        return TooLarge("the request body is larger than this server accepts")
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        return Malformed(str(exc.detail) or "bad request")
+    return GatewayError("an internal error occurred; it has been logged")
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    err = translate(exc)
+    if err.status >= 500:
+        log.error("unhandled error", path=request.url.path, exc_info=exc)
+    return problem_response(err)

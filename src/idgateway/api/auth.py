@@ -1,0 +1,76 @@
+"""API keys (SPEC §5.1): secret keys server side, publishable keys for sessions.
+
+Keys are looked up by their SHA-256 digest: the configured ``key`` is hashed at start-up
+(``key_sha256`` is used as given), the presented key is hashed per request, and the digests are
+compared with :func:`hmac.compare_digest`. Timing therefore reveals nothing about the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from idgateway.errors import Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    from idgateway.settings import ApiKeyConfig, Settings
+
+KeyKind = Literal["secret", "publishable"]
+
+
+def key_digest(key: ApiKeyConfig) -> bytes:
+    if key.key_sha256 is not None:
+        return bytes.fromhex(key.key_sha256)
+    assert key.key is not None
+    return hashlib.sha256(key.key.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    kind: KeyKind
+    key_name: str
+
+
+class KeyRing:
+    def __init__(self, settings: Settings) -> None:
+        self._by_digest: dict[bytes, tuple[bytes, Principal]] = {}
+        for tenant in settings.tenants.values():
+            for key in tenant.api_keys:
+                digest = key_digest(key)
+                self._by_digest[digest] = (digest, Principal(tenant.id, key.kind, key.name))
+
+    def find(self, presented: str) -> Principal | None:
+        digest = hashlib.sha256(presented.encode()).digest()
+        entry = self._by_digest.get(digest)
+        if entry is None or not hmac.compare_digest(entry[0], digest):
+            return None
+        return entry[1]
+
+    def authenticate(
+        self, authorization: str | None, publishable: str | None, *, allow_publishable: bool
+    ) -> Principal:
+        """The principal of a request's key headers.
+
+        Raises:
+            Unauthorized: no key, or an unknown one.
+            Forbidden: a publishable key where only secret keys are allowed.
+        """
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("use `Authorization: Bearer <secret key>`")
+            principal = self.find(token.strip())
+        elif publishable is not None:
+            principal = self.find(publishable.strip())
+        else:
+            raise Unauthorized("an API key is required")
+        if principal is None:
+            raise Unauthorized("unknown API key")
+        if authorization is not None and principal.kind != "secret":
+            raise Unauthorized("a publishable key goes in `X-Idgw-Key`, not `Authorization`")
+        if principal.kind == "publishable" and not allow_publishable:
+            raise Forbidden("a publishable key cannot call this endpoint; use a secret key")
+        return principal

@@ -1,0 +1,78 @@
+"""The Litestar application: ``create_app(settings, redis_url)``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from idgateway import __version__
+from idgateway.api._middleware import request_context
+from idgateway.api._problems import handle_exception
+from idgateway.api._state import Gateway
+from idgateway.api.auth import KeyRing
+from idgateway.api.health import healthz, readyz
+from idgateway.api.records import records_router
+from idgateway.settings import Settings, load_settings
+from idgateway.store import RecordStore, Scripts, connect
+from idgateway.tenancy import build_tenants
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+def create_app(settings: Settings, redis_url: str) -> Litestar:
+    """The gateway app for ``settings``, talking to the Redis at ``redis_url``."""
+    gateway = Gateway(
+        settings=settings,
+        tenants=build_tenants(settings),
+        keys=KeyRing(settings),
+        redis_url=redis_url,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        client = connect(redis_url, cluster=settings.gateway.redis.cluster)
+        gateway.client = client
+        gateway.store = RecordStore(client, Scripts.register(client))
+        try:
+            yield
+        finally:
+            gateway.store = None
+            await client.aclose()
+
+    prometheus = PrometheusConfig(app_name="idgateway", prefix="idgw", group_path=True)
+    app = Litestar(
+        route_handlers=[healthz, readyz, records_router, MetricsController],
+        middleware=[request_context, prometheus.middleware],
+        exception_handlers={Exception: handle_exception},
+        lifespan=[lifespan],
+        request_max_body_size=settings.gateway.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="idgateway", version=__version__, path="/schema", use_handler_docstrings=True
+        ),
+        debug=False,
+        logging_config=None,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory``: config from ``IDGW_CONFIG``, Redis from
+    ``IDGW_REDIS_URL`` (set by ``idgateway serve``, which may have started the embedded
+    server)."""
+    settings = load_settings(os.environ.get("IDGW_CONFIG", "config/gateway.toml"))
+    from idgateway.logging import configure_logging
+
+    configure_logging(settings.gateway.logging.format, settings.gateway.logging.level)
+    url = os.environ.get("IDGW_REDIS_URL") or settings.gateway.redis.url
+    if not url:
+        raise RuntimeError("no Redis URL: run through `idgateway serve` or set IDGW_REDIS_URL")
+    return create_app(settings, url)

@@ -1,0 +1,66 @@
+"""Structured logs (structlog): JSON off a terminal, console on one; a request id per request.
+
+Standard-library records (uvicorn, redis) go through the same renderer. Tracebacks are
+rendered without frame locals, so no secret held in a local variable reaches a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Literal
+
+import msgspec
+import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+
+_json = msgspec.json.Encoder()
+
+
+def _serialize(obj: Any, **_: Any) -> str:
+    return _json.encode(obj).decode()
+
+
+def configure_logging(
+    fmt: Literal["auto", "json", "console"] = "auto", level: str = "info"
+) -> None:
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if as_json:
+        renderer = structlog.processors.JSONRenderer(serializer=_serialize)
+        shared_tail: list[Any] = [
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+        ]
+    else:
+        renderer = structlog.dev.ConsoleRenderer()
+        shared_tail = []
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *shared_tail,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,86 @@
+"""Use cases: a translated call in, records out. The API controllers call only these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from idgateway.errors import ValidationFailed
+from idgateway.fields import Violation
+from idgateway.model import (
+    Company,
+    Contact,
+    changed_names,
+    company_from_hash,
+    contact_from_hash,
+)
+from idgateway.store import RecordOp
+
+if TYPE_CHECKING:
+    from idgateway.dialects.unified import Translated
+    from idgateway.fields import RecordChange
+    from idgateway.store import Namespace, RecordStore
+    from idgateway.tenancy import Tenant
+
+
+@dataclass(frozen=True)
+class Outcome:
+    contact: Contact | None
+    company: Company | None
+    created: bool
+    changed: list[str]
+    discarded: list[str]
+
+
+async def _stored_type_violations(
+    store: RecordStore, tenant: Tenant, ns: Namespace, change: RecordChange | None
+) -> list[Violation]:
+    if change is None or not change.infer:
+        return []
+    stored = await store.stored_types(tenant.id, ns, [hf for hf, _, _ in change.infer])
+    return [
+        Violation(path, "type", f"expected {was} (the type this field was first stored with), "
+                  f"got {type_}")
+        for (_, type_, path), was in zip(change.infer, stored, strict=True)
+        if was is not None and was != type_
+    ]
+
+
+async def apply(store: RecordStore, tenant: Tenant, call: Translated) -> Outcome:
+    """Write a translated identify/group call in one atomic step.
+
+    Raises:
+        ValidationFailed: with every violation of the call (the request's and those that
+            only the stored field types reveal).
+        IdentityConflict, NotFound: from the store.
+    """
+    if call.violations:
+        extra = await _stored_type_violations(store, tenant, "c", call.contact)
+        extra += await _stored_type_violations(store, tenant, "o", call.company)
+        raise ValidationFailed(call.violations + extra)
+    ops: list[RecordOp] = []
+    if call.company is not None:
+        ops.append(RecordOp("o", call.company, tenant.companies))
+    if call.contact is not None:
+        ops.append(RecordOp("c", call.contact, tenant.contacts, target=call.contact_target))
+    results = await store.upsert(tenant.id, ops, link=len(ops) == 2)
+    company_result = results[0] if call.company is not None else None
+    contact_result = results[-1] if call.contact is not None else None
+    contact = (
+        contact_from_hash(contact_result.ulid, contact_result.stored) if contact_result else None
+    )
+    company = (
+        company_from_hash(company_result.ulid, company_result.stored) if company_result else None
+    )
+    main = contact_result or company_result
+    assert main is not None
+    discarded = (call.contact.discarded if call.contact else []) + (
+        call.company.discarded if call.company else []
+    )
+    return Outcome(
+        contact=contact,
+        company=company,
+        created=main.created,
+        changed=changed_names(main.changed),
+        discarded=discarded,
+    )
