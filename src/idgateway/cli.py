@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gw = settings.gateway
     configure_logging(gw.logging.format, gw.logging.level)
     embedded = None
-    url = gw.redis.url
+    url = os.environ.get("IDGW_REDIS_URL") or gw.redis.url
     if not url:
         embedded = EmbeddedValkey(gw.redis.data_dir, gw.redis.appendfsync)
         embedded.start()
@@ -82,13 +83,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     os.environ["IDGW_CONFIG"] = str(settings.config_path)
     os.environ["IDGW_REDIS_URL"] = url
+    workers = args.workers or gw.server.workers
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker writes its metrics to files here; /metrics on any worker sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idgw-metrics-")
     try:
         uvicorn.run(
             "idgateway.app:app_from_env",
             factory=True,
             host=args.host or gw.server.host,
             port=args.port if args.port is not None else gw.server.port,
-            workers=args.workers or gw.server.workers,
+            workers=workers,
             log_config=None,
             access_log=False,
             server_header=False,

@@ -20,8 +20,9 @@ from idgateway.dialects.unified import (
     translate_group,
     translate_identify,
 )
-from idgateway.errors import Malformed, NotFound, ValidationFailed
+from idgateway.errors import IdentityConflict, Malformed, NotFound, ValidationFailed
 from idgateway.fields import COERCERS, Registry, Violation
+from idgateway.metrics import IDENTIFY_OUTCOMES
 from idgateway.model import (
     COMPANY_PREFIX,
     CONTACT_PREFIX,
@@ -76,7 +77,19 @@ async def identify(
     request: Request[Any, Any, Any], tenant: Tenant, data: Annotated[IdentifyRequest, Body()]
 ) -> Response[IdentifyResponse]:
     store = gateway_of(request).records()
-    outcome = await apply(store, tenant, translate_identify(data, tenant.contacts, tenant.companies))
+    try:
+        outcome = await apply(
+            store, tenant, translate_identify(data, tenant.contacts, tenant.companies)
+        )
+    except IdentityConflict:
+        IDENTIFY_OUTCOMES.labels("conflict").inc()
+        raise
+    except ValidationFailed:
+        IDENTIFY_OUTCOMES.labels("invalid").inc()
+        raise
+    IDENTIFY_OUTCOMES.labels(
+        "created" if outcome.created else "updated" if outcome.changed else "unchanged"
+    ).inc()
     return Response(
         IdentifyResponse(
             outcome.contact, outcome.company, outcome.created, outcome.changed, outcome.discarded

@@ -15,13 +15,20 @@ local now = req.now
 
 local conflicts, violations = {}, {}
 local plans = {}
+-- Index entries read in phase 1, reused in phase 3: "ns\0kind:value" -> owner or false.
+local seen = {}
+local function owner_of(ns, kind, value)
+  local k = ns .. '\0' .. kind .. ':' .. value
+  if seen[k] == nil then seen[k] = ix_get(P, ns, kind, value) or false end
+  return seen[k] or nil
+end
 
 -- Phase 1: resolve every record, collecting conflicts; read nothing twice.
 for i, op in ipairs(req.records) do
   local ns = op.ns
   local owners, order = {}, {}
   for _, l in ipairs(op.lookups) do
-    local owner = ix_get(P, ns, l[1], l[2])
+    local owner = owner_of(ns, l[1], l[2])
     if owner then
       if not owners[owner] then owners[owner] = {}; table.insert(order, owner) end
       table.insert(owners[owner], l)
@@ -52,8 +59,10 @@ end
 for _, plan in ipairs(plans) do
   local op = plan.op
   local types_key = P .. 'types:' .. plan.ns
+  plan.new_types = {}
   for _, inf in ipairs(op.infer) do
     local stored = redis.call('HGET', types_key, inf[1])
+    if not stored then table.insert(plan.new_types, inf[1]); table.insert(plan.new_types, inf[2]) end
     if stored and stored ~= inf[2] then
       table.insert(violations, {inf[3], 'type',
         'expected ' .. stored .. ' (the type this field was first stored with), got ' .. inf[2]})
@@ -102,7 +111,7 @@ for _, plan in ipairs(plans) do
   local claims, frees = {}, {}
   for k, kv in pairs(after) do
     if not before[k] then
-      local owner = ix_get(P, ns, kv[1], kv[2])
+      local owner = owner_of(ns, kv[1], kv[2])
       if owner and owner ~= id then
         local path = '$'
         for _, l in ipairs(op.lookups) do
@@ -148,8 +157,8 @@ for i, plan in ipairs(plans) do
     if #plan.dels > 0 then redis.call('HDEL', key, unpack(plan.dels)) end
     for _, kv in ipairs(plan.frees) do ix_del_if_owner(P, ns, kv[1], kv[2], id) end
     for _, kv in ipairs(plan.claims) do ix_set(P, ns, kv[1], kv[2], id) end
-    for _, inf in ipairs(plan.op.infer) do
-      redis.call('HSETNX', P .. 'types:' .. ns, inf[1], inf[2])
+    if #plan.new_types > 0 then
+      redis.call('HSET', P .. 'types:' .. ns, unpack(plan.new_types))
     end
     local version = redis.call('HINCRBY', key, '_v', 1)
     emit(P, ETYPE_OF[ns] .. '.upserted', PREFIX_OF[ns] .. id, version)
