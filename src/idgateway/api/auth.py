@@ -69,8 +69,6 @@ class KeyRing:
             raise Unauthorized("an API key is required")
         if principal is None:
             raise Unauthorized("unknown API key")
-        if authorization is not None and principal.kind != "secret":
-            raise Unauthorized("a publishable key goes in `X-Idgw-Key`, not `Authorization`")
         if principal.kind == "publishable" and not allow_publishable:
             raise Forbidden("a publishable key cannot call this endpoint; use a secret key")
         return principal

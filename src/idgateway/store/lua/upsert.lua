@@ -144,25 +144,35 @@ if req.link and #plans == 2 then
   end
 end
 
--- Phase 4: write, bump versions, append events.
+-- Phase 4: write (version and timestamps in the same HSET), append events; the reply is
+-- built from the state already read instead of a second HGETALL.
 local reply = {'ok'}
 for i, plan in ipairs(plans) do
   local ns, id, key = plan.ns, plan.id, plan.key
+  local state = plan.old
   if plan.created or #plan.changed > 0 then
+    local version = tostring(tonumber(state['_v'] or '0') + 1)
+    plan.writes['_v'] = version
+    plan.writes['_u'] = now
+    if plan.created then plan.writes['_c'] = now end
     local args = {}
-    for hf, v in pairs(plan.writes) do table.insert(args, hf); table.insert(args, v) end
-    table.insert(args, '_u'); table.insert(args, now)
-    if plan.created then table.insert(args, '_c'); table.insert(args, now) end
+    for hf, v in pairs(plan.writes) do
+      table.insert(args, hf); table.insert(args, v); state[hf] = v
+    end
     redis.call('HSET', key, unpack(args))
-    if #plan.dels > 0 then redis.call('HDEL', key, unpack(plan.dels)) end
+    if #plan.dels > 0 then
+      redis.call('HDEL', key, unpack(plan.dels))
+      for _, hf in ipairs(plan.dels) do state[hf] = nil end
+    end
     for _, kv in ipairs(plan.frees) do ix_del_if_owner(P, ns, kv[1], kv[2], id) end
     for _, kv in ipairs(plan.claims) do ix_set(P, ns, kv[1], kv[2], id) end
     if #plan.new_types > 0 then
       redis.call('HSET', P .. 'types:' .. ns, unpack(plan.new_types))
     end
-    local version = redis.call('HINCRBY', key, '_v', 1)
     emit(P, ETYPE_OF[ns] .. '.upserted', PREFIX_OF[ns] .. id, version)
   end
-  reply[i + 1] = {id, plan.created and 1 or 0, plan.changed, redis.call('HGETALL', key)}
+  local flat = {}
+  for hf, v in pairs(state) do table.insert(flat, hf); table.insert(flat, v) end
+  reply[i + 1] = {id, plan.created and 1 or 0, plan.changed, flat}
 end
 return reply

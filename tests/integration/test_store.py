@@ -1,0 +1,137 @@
+"""The store contract, straight against the Redis server (embedded Valkey, or REDIS_URL).
+
+These call :class:`RecordStore` in-process, so they also pin down what one identify costs in
+Redis: one client call (EVALSHA), observed with MONITOR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+import redis
+
+from idgateway.errors import IdentityConflict, ValidationFailed
+from idgateway.fields import FieldInput, build_registry, validate
+from idgateway.settings import TenantFile
+from idgateway.store import RecordOp, RecordStore, Scripts, TenantKeys, bucket, connect
+from tests.conftest import RunningGateway, uniq, uniq_email
+
+TENANT = msgspec.convert(
+    {
+        "id": "storetest",
+        "default_region": "US",
+        "fields": {"contact": [{"key": "member_no", "type": "text", "unique": True}]},
+    },
+    TenantFile,
+)
+CONTACTS = build_registry(TENANT, "contact")
+KEYS = TenantKeys("storetest")
+
+
+def change(**values: object) -> RecordOp:
+    inputs = [FieldInput(k, v, f"$.{k}") for k, v in values.items()]
+    found, violations = validate(CONTACTS, inputs)
+    assert violations == []
+    return RecordOp("c", found, CONTACTS)
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RecordStore]:
+    client = connect(redis_url)
+    yield RecordStore(client, Scripts.register(client))
+    await client.aclose()
+
+
+def test_bucket_matches_the_lua_function(redis_client: redis.Redis) -> None:
+    script = """
+    local s = ARGV[1]
+    local h = 0
+    for i = 1, #s do h = (h * 31 + string.byte(s, i)) % 65536 end
+    return h
+    """
+    for field in ["e:fred@example.com", "x:12345", "u.member_no:ÄÖÜ-ünïcode", "p:+15558234312"]:
+        assert redis_client.eval(script, 0, field) == bucket(field)
+
+
+async def test_concurrent_upserts_of_one_new_email_make_one_contact(store: RecordStore) -> None:
+    email = uniq_email()
+    results = await asyncio.gather(*(store.upsert("storetest", [change(email=email)]) for _ in range(32)))
+    ids = {r[0].ulid for r in results}
+    assert len(ids) == 1
+    assert sum(r[0].created for r in results) == 1
+
+
+async def test_conflict_writes_nothing(store: RecordStore, redis_client: redis.Redis) -> None:
+    a_email, b_email = uniq_email(), uniq_email()
+    a = (await store.upsert("storetest", [change(email=a_email)]))[0]
+    b = (await store.upsert("storetest", [change(email=b_email)]))[0]
+    before = (redis_client.hgetall(KEYS.contact(a.ulid)), redis_client.hgetall(KEYS.contact(b.ulid)))
+    outbox = redis_client.xlen(KEYS.outbox)
+    with pytest.raises(IdentityConflict) as raised:
+        await store.upsert("storetest", [change(email=a_email, secondary_emails=[b_email], first_name="X")])
+    owners = {c["value"]: c["record_id"] for c in raised.value.extensions["conflicts"]}
+    assert owners == {a_email: f"c_{a.ulid}", b_email: f"c_{b.ulid}"}
+    after = (redis_client.hgetall(KEYS.contact(a.ulid)), redis_client.hgetall(KEYS.contact(b.ulid)))
+    assert after == before
+    assert redis_client.xlen(KEYS.outbox) == outbox
+
+
+async def test_inferred_type_is_fixed_by_the_first_value(store: RecordStore) -> None:
+    key = uniq("k")
+    await store.upsert("storetest", [change(email=uniq_email(), **{key: 5})])
+    with pytest.raises(ValidationFailed) as raised:
+        await store.upsert("storetest", [change(email=uniq_email(), **{key: "five"})])
+    assert raised.value.violations[0].code == "type"
+    assert raised.value.violations[0].path == f"$.{key}"
+
+
+async def test_index_always_mirrors_the_record(store: RecordStore, redis_client: redis.Redis) -> None:
+    old, new, member = uniq_email(), uniq_email(), uniq("m")
+    first = (await store.upsert("storetest", [change(email=old, member_no=member)]))[0]
+    # Change the email through the member number: the old email is freed, the new one claimed.
+    await store.upsert("storetest", [change(member_no=member, email=new)])
+    assert await store.lookup("storetest", "c", "e", old) is None
+    found = await store.lookup("storetest", "c", "e", new)
+    assert found is not None and found[0] == first.ulid
+    # Deleting frees every identifier.
+    assert await store.delete_contact("storetest", first.ulid, CONTACTS)
+    assert await store.lookup("storetest", "c", "e", new) is None
+    assert await store.lookup("storetest", "c", f"u.member_no", member) is None
+    key, field = KEYS.index("c", "e", new)
+    assert redis_client.hget(key, field) is None
+
+
+def _monitor(url: str, stop: threading.Event, into: list[str]) -> None:
+    client = redis.Redis.from_url(url)
+    with client.monitor() as monitor:
+        for entry in monitor.listen():
+            into.append(f"{entry['client_type']} {entry['command']}")
+            if stop.is_set() and "XADD" in entry["command"].upper():
+                break
+    client.close()
+
+
+def test_identify_is_one_redis_round_trip(gateway: RunningGateway, redis_url: str) -> None:
+    with gateway.client() as api:
+        api.post("/v1/identify", json={"traits": {"email": uniq_email()}})  # scripts loaded
+        seen: list[str] = []
+        stop = threading.Event()
+        watcher = threading.Thread(target=_monitor, args=(redis_url, stop, seen), daemon=True)
+        watcher.start()
+        time.sleep(0.3)  # MONITOR is attached
+        stop.set()
+        email = uniq_email()
+        response = api.post("/v1/identify", json={"user_id": uniq("id"), "traits": {"email": email, "plan_name": "x"}})
+        assert response.status_code == 201
+        watcher.join(timeout=5)
+    mine = [line for line in seen if email in line or "lua" in line.split()[0]]
+    from_client = [line for line in mine if not line.startswith("lua")]
+    inside = [line for line in mine if line.startswith("lua")]
+    assert len(from_client) == 1, mine
+    assert from_client[0].split()[1].upper() == "EVALSHA"
+    assert any("XADD" in line.upper() for line in inside)
