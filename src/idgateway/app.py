@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.types import ASGIApp
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
@@ -50,7 +51,7 @@ def create_app(settings: Settings, redis_url: str) -> Litestar:
     prometheus = PrometheusConfig(app_name="idgateway", prefix="idgw", group_path=True)
     app = Litestar(
         route_handlers=[healthz, readyz, records_router, MetricsController],
-        middleware=[request_context, prometheus.middleware],
+        middleware=[prometheus.middleware],
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
         request_max_body_size=settings.gateway.server.max_body_bytes,
@@ -64,7 +65,14 @@ def create_app(settings: Settings, redis_url: str) -> Litestar:
     return app
 
 
-def app_from_env() -> Litestar:
+def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
+    """The app wrapped in the request-context middleware. Litestar runs its own middleware
+    per route handler, so a wrapper is the only way 404/405 answers also get a request id
+    and a log line."""
+    return request_context(create_app(settings, redis_url))
+
+
+def app_from_env() -> ASGIApp:
     """Factory for ``uvicorn --factory``: config from ``IDGW_CONFIG``, Redis from
     ``IDGW_REDIS_URL`` (set by ``idgateway serve``, which may have started the embedded
     server)."""
@@ -75,4 +83,4 @@ def app_from_env() -> Litestar:
     url = os.environ.get("IDGW_REDIS_URL") or settings.gateway.redis.url
     if not url:
         raise RuntimeError("no Redis URL: run through `idgateway serve` or set IDGW_REDIS_URL")
-    return create_app(settings, url)
+    return asgi_app(settings, url)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from idgateway.errors import ValidationFailed
-from idgateway.fields import Violation
 from idgateway.model import (
     Company,
     Contact,
@@ -18,8 +17,7 @@ from idgateway.store import RecordOp
 
 if TYPE_CHECKING:
     from idgateway.dialects.unified import Translated
-    from idgateway.fields import RecordChange
-    from idgateway.store import Namespace, RecordStore
+    from idgateway.store import RecordStore
     from idgateway.tenancy import Tenant
 
 
@@ -32,20 +30,6 @@ class Outcome:
     discarded: list[str]
 
 
-async def _stored_type_violations(
-    store: RecordStore, tenant: Tenant, ns: Namespace, change: RecordChange | None
-) -> list[Violation]:
-    if change is None or not change.infer:
-        return []
-    stored = await store.stored_types(tenant.id, ns, [hf for hf, _, _ in change.infer])
-    return [
-        Violation(path, "type", f"expected {was} (the type this field was first stored with), "
-                  f"got {type_}")
-        for (_, type_, path), was in zip(change.infer, stored, strict=True)
-        if was is not None and was != type_
-    ]
-
-
 async def apply(store: RecordStore, tenant: Tenant, call: Translated) -> Outcome:
     """Write a translated identify/group call in one atomic step.
 
@@ -54,15 +38,13 @@ async def apply(store: RecordStore, tenant: Tenant, call: Translated) -> Outcome
             only the stored field types reveal).
         IdentityConflict, NotFound: from the store.
     """
-    if call.violations:
-        extra = await _stored_type_violations(store, tenant, "c", call.contact)
-        extra += await _stored_type_violations(store, tenant, "o", call.company)
-        raise ValidationFailed(call.violations + extra)
     ops: list[RecordOp] = []
     if call.company is not None:
         ops.append(RecordOp("o", call.company, tenant.companies))
     if call.contact is not None:
         ops.append(RecordOp("c", call.contact, tenant.contacts, target=call.contact_target))
+    if call.violations:
+        raise ValidationFailed(call.violations + await store.check(tenant.id, ops))
     results = await store.upsert(tenant.id, ops, link=len(ops) == 2)
     company_result = results[0] if call.company is not None else None
     contact_result = results[-1] if call.contact is not None else None

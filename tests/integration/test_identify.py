@@ -623,7 +623,9 @@ def test_publishable_key_on_secret_endpoints_is_403(
             "/v1/group", json={"contact_id": contact["id"], "company": {"domain": new_domain()}}
         )
         read_call = browser.get(f"/v1/contacts/{contact['id']}")
-    for response in (identify_call, group_call, read_call):
+    with gateway.client(ACME_PUBLISHABLE) as misplaced:  # in `Authorization`, still publishable
+        bearer_call = misplaced.post("/v1/identify", json={"traits": {"email": email}})
+    for response in (identify_call, group_call, read_call, bearer_call):
         assert_problem(response, 403, "/problems/forbidden")
     assert find_contact(api, email=email).status_code == 404
     assert get_contact(api, contact["id"]) == contact

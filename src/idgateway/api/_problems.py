@@ -86,6 +86,11 @@ def translate(exc: Exception) -> GatewayError:
         if exc.headers:
             err.headers.update(exc.headers)
         return err
+    if isinstance(exc, UnicodeDecodeError):
+        # Litestar lets this escape from decoding a body that is not UTF-8.
+        return Malformed("the request body is not valid UTF-8")
+    if isinstance(exc, msgspec.DecodeError | msgspec.ValidationError):
+        return Malformed(f"the request body is not valid JSON of the expected shape: {exc}")
     if isinstance(exc, RequestEntityTooLarge):
         return TooLarge("the request body is larger than this server accepts")
     if isinstance(exc, HTTPException) and exc.status_code < 500:

@@ -26,7 +26,7 @@ CUSTOM_PREFIX = "p."
 
 
 def is_valid_key(key: str) -> bool:
-    return bool(_KEY.match(key))
+    return _KEY.fullmatch(key) is not None
 
 
 @dataclass(frozen=True)

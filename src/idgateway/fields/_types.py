@@ -79,7 +79,10 @@ def coerce_number(value: Any, spec: FieldSpec) -> int | float:
         text = value.strip()
         if not _DECIMAL.match(text):
             raise InvalidValue("type", "expected number, got a string that is not a number")
-        number: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        try:
+            number: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:  # e.g. more digits than int() converts
+            raise InvalidValue("out_of_range", "number out of range") from None
     else:
         _expect(value, (int, float), "number")
         number = value

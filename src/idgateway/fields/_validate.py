@@ -182,13 +182,14 @@ def validate(
             change.tags_add = sorted(set(change.tags_add or ()) | set(stored))
             continue
         if spec.identifying:
-            for v in stored if spec.is_list else [stored]:
-                if is_junk(v, registry.blocked):
-                    violations.append(
-                        Violation(path, "blocked_identifier", f"{v!r} does not identify anyone")
-                    )
-                    break
-                change.lookups.append((spec.index_kind or "", v, path))
+            values = stored if spec.is_list else [stored]
+            junk = next((v for v in values if is_junk(v, registry.blocked)), None)
+            if junk is not None:
+                violations.append(
+                    Violation(path, "blocked_identifier", f"{junk!r} does not identify anyone")
+                )
+                continue
+            change.lookups.extend((spec.index_kind or "", v, path) for v in values)
         if inferred_type is not None:
             change.infer.append((spec.hfield, inferred_type, path))
         if spec.hfield in change.unsets:

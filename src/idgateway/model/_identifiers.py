@@ -20,7 +20,7 @@ _ZEROS_AND_DASHES = re.compile(r"^[0\-]+$")
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.[a-z0-9-]{2,63}$"
 )
-_HANDLE = re.compile(r"^[^\s/?#]{1,255}$")
+_HANDLE = re.compile(r"^[^\s/?#@]{1,255}$")
 
 
 class InvalidValue(ValueError):
@@ -50,7 +50,10 @@ def normalize_email(value: str) -> str:
     """Trimmed, lower-cased, syntax-checked address (no DNS)."""
     candidate = value.strip().lower()
     try:
-        validate_email(candidate, check_deliverability=False, allow_smtputf8=True)
+        # Syntax only (SPEC §3.1): no DNS; `.test` addresses are fine for staging tenants.
+        validate_email(
+            candidate, check_deliverability=False, allow_smtputf8=True, test_environment=True
+        )
     except EmailNotValidError as exc:
         raise InvalidValue("email", f"not an email address: {exc}") from None
     return candidate
@@ -78,7 +81,10 @@ def normalize_handle(value: str) -> str:
         text = text[1:]
     text = text.lower()
     if not _HANDLE.match(text):
-        raise InvalidValue("handle", "a handle is 1-255 characters without spaces, '/', '?' or '#'")
+        raise InvalidValue(
+            "handle", "a handle is 1-255 characters without spaces, '@' (but one leading), "
+            "'/', '?' or '#'"
+        )
     return text
 
 
@@ -91,7 +97,7 @@ def normalize_domain(value: str) -> str:
         text = re.split(r"[/?#]", text, maxsplit=1)[0]
         text = text.rsplit("@", 1)[-1].split(":", 1)[0]
     text = text.rstrip(".")
-    if text.startswith("www."):
+    while text.startswith("www."):
         text = text[4:]
     try:
         text = text.encode("idna").decode("ascii") if not text.isascii() else text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ulid import ULID
 
@@ -28,12 +28,15 @@ def format_timestamp(dt: datetime) -> str:
     """RFC 3339 UTC with ``Z``; milliseconds only when there are any."""
     dt = dt.astimezone(UTC)
     ms = dt.microsecond // 1000
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    base = dt.isoformat(timespec="seconds")[:19]  # strftime("%Y") does not pad years < 1000
     return f"{base}.{ms:03d}Z" if ms else f"{base}Z"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def format_epoch_ms(ms: int) -> str:
-    return format_timestamp(datetime.fromtimestamp(ms / 1000, UTC))
+    return format_timestamp(_EPOCH + timedelta(milliseconds=ms))
 
 
 def now_ms() -> int:

@@ -138,13 +138,16 @@ class RecordStore:
         noun = "contact" if reply[1] == b"c" else "company"
         raise NotFound(f"no such {noun}")
 
-    async def stored_types(self, tenant: str, ns: Namespace, hfields: list[str]) -> list[str | None]:
-        """The types inferred fields were first stored with (read-only; used to report every
-        violation of a call that already failed validation)."""
-        if not hfields:
+    async def check(self, tenant: str, ops: list[RecordOp]) -> list[Violation]:
+        """The violations only the stored state reveals (an inferred type that differs from
+        the stored one, a required field missing on create), without writing anything.
+        Used to report every violation of a call that already failed validation."""
+        keys = TenantKeys(tenant)
+        request = _encode({"now": "0", "check": True, "records": [o.to_json() for o in ops]})
+        reply = await self.scripts.upsert(keys=[keys.outbox], args=[keys.prefix, request])
+        if reply[0] != b"invalid":
             return []
-        raw = await self.client.hmget(TenantKeys(tenant).types(ns), hfields)
-        return [r.decode() if r is not None else None for r in raw]
+        return [Violation(p.decode(), c.decode(), m.decode()) for p, c, m in reply[1]]
 
     async def get(self, tenant: str, ns: Namespace, ulid: str) -> dict[bytes, bytes] | None:
         stored: dict[bytes, bytes] = await self.client.hgetall(TenantKeys(tenant).record(ns, ulid))

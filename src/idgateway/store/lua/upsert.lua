@@ -1,7 +1,8 @@
 -- Identify: resolve, validate against stored state, write, append outbox events: one step.
 -- KEYS[1]: the tenant's outbox stream (only to route the call to the tenant's slot)
 -- ARGV[1]: key prefix; ARGV[2]: JSON request:
---   {now, link, records: [op, ...]}  -- companies first, so a contact can link to them
+--   {now, link, check?, records: [op, ...]}  -- companies first, so a contact can link to them
+--   check: resolve and run the stored-state checks only; never writes
 --   op = {ns, new_id, target?, lookups: [[kind, value, path]], set: {hfield: json},
 --         unset: [hfield], tags_add?: [tag], infer: [[hfield, type, path]],
 --         required: [[hfield, path]], spec: [[hfield, kind, is_list]]}
@@ -74,7 +75,8 @@ for _, plan in ipairs(plans) do
     end
   end
 end
-if #violations > 0 then return {'invalid', violations} end
+-- Check mode (a call that already failed validation): report what the stored state adds.
+if req.check or #violations > 0 then return {'invalid', violations} end
 if #conflicts > 0 then return {'conflict', conflicts} end
 
 -- Phase 3: compute each record's new state; a value owned by another record is a conflict.

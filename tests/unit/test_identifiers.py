@@ -1,0 +1,391 @@
+"""Normalisation of identifying values and the junk-identifier rule (SPEC §2.3)."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from idgateway.model import (
+    InvalidValue,
+    is_junk,
+    normalize_domain,
+    normalize_email,
+    normalize_handle,
+    normalize_phone,
+)
+
+# --- emails -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("fred@example.com", "fred@example.com"),
+        ("Fred@Example.COM", "fred@example.com"),
+        ("  fred@example.com  ", "fred@example.com"),
+        ("\tFRED.FLINTSTONE@EXAMPLE.COM\n", "fred.flintstone@example.com"),
+        ("Fred+Tag@Sub.Example.org", "fred+tag@sub.example.org"),
+    ],
+)
+def test_email_is_trimmed_and_lower_cased(raw: str, normal: str) -> None:
+    assert normalize_email(raw) == normal
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "fred",
+        "fred@",
+        "@example.com",
+        "fred@@example.com",
+        "fred flintstone@example.com",
+        "Fred <fred@example.com>",
+        "fred@example..com",
+        "fred@-example.com",
+        "fred@exa mple.com",
+    ],
+)
+def test_email_syntax_is_checked(raw: str) -> None:
+    with pytest.raises(InvalidValue) as exc:
+        normalize_email(raw)
+    assert exc.value.code == "email"
+
+
+def test_email_domain_is_not_looked_up_in_dns() -> None:
+    # No such domain exists; "syntax only, no DNS" (§3.1) means it is still an address.
+    assert normalize_email("Fred@No-Such-Domain-Idgw-4f1c9a.com") == (
+        "fred@no-such-domain-idgw-4f1c9a.com"
+    )
+
+
+def test_email_at_a_reserved_test_domain_is_accepted_syntax_only() -> None:
+    # §3.1: an address is checked for syntax only. `.test` (RFC 2606) is syntactically a
+    # domain like any other, and it is where tenants keep their test users (SPEC §8 uses
+    # `app.acme.test` itself).
+    assert normalize_email("Fred@App.Acme.test") == "fred@app.acme.test"
+
+
+# --- phones -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("region", [None, "US", "DE"])
+def test_phone_already_in_e164_is_accepted_with_or_without_default_region(
+    region: str | None,
+) -> None:
+    assert normalize_phone("+15558234312", region) == "+15558234312"
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        ("(555) 823-4312", "US", "+15558234312"),
+        ("555-823-4312", "US", "+15558234312"),
+        ("555.823.4312", "US", "+15558234312"),
+        ("1-555-823-4312", "US", "+15558234312"),
+        ("  +1 (555) 823-4312  ", None, "+15558234312"),
+        ("030 1234567", "DE", "+49301234567"),
+        ("020 7946 0958", "GB", "+442079460958"),
+        # an international number ignores the default region
+        ("+49 30 1234567", "US", "+49301234567"),
+    ],
+)
+def test_phone_becomes_e164(raw: str, region: str | None, e164: str) -> None:
+    assert normalize_phone(raw, region) == e164
+
+
+def test_national_phone_without_default_region_is_refused() -> None:
+    with pytest.raises(InvalidValue) as exc:
+        normalize_phone("(555) 823-4312", None)
+    assert exc.value.code == "phone"
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "not a phone", "+1 555", "12", "+"])
+def test_phone_that_is_not_a_number_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidValue) as exc:
+        normalize_phone(raw, "US")
+    assert exc.value.code == "phone"
+
+
+# --- social handles ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("fredflintstone", "fredflintstone"),
+        ("@FredFlintstone", "fredflintstone"),
+        ("  @Fred_F  ", "fred_f"),
+        ("The-Flintstones", "the-flintstones"),
+        ("\t@fred.f\n", "fred.f"),
+    ],
+)
+def test_handle_is_trimmed_unprefixed_and_lower_cased(raw: str, normal: str) -> None:
+    assert normalize_handle(raw) == normal
+
+
+def test_handle_loses_one_leading_at_and_refuses_any_other() -> None:
+    # "a leading @ removed"; an @ left after that is no handle (and would make
+    # normalisation non-idempotent: "@@fred" -> "@fred" -> "fred").
+    assert normalize_handle("@Fred") == "fred"
+    for bad in ("@@Fred", "fr@ed"):
+        with pytest.raises(InvalidValue) as raised:
+            normalize_handle(bad)
+        assert raised.value.code == "handle"
+
+
+def test_handle_of_255_characters_is_accepted() -> None:
+    assert normalize_handle("@" + "F" * 255) == "f" * 255
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "   ", "@", " @ ", "fred flintstone", "a/b", "a?b", "a#b", "x" * 256]
+)
+def test_handle_that_cannot_be_a_handle_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidValue) as exc:
+        normalize_handle(raw)
+    assert exc.value.code == "handle"
+
+
+# --- domains ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("example.com", "example.com"),
+        ("Example.COM", "example.com"),
+        ("  example.com  ", "example.com"),
+        ("www.example.com", "example.com"),
+        ("WWW.Example.com", "example.com"),
+        ("https://www.Example.com/path?q=1#top", "example.com"),
+        ("http://example.com:8080/", "example.com"),
+        ("HTTPS://Sub.Example.co.uk", "sub.example.co.uk"),
+        ("example.com:443", "example.com"),
+        ("example.com/about/team", "example.com"),
+        ("example.com?utm=1", "example.com"),
+        ("example.com.", "example.com"),
+        # only a *leading* www. goes
+        ("sub.www.example.com", "sub.www.example.com"),
+        ("wwwexample.com", "wwwexample.com"),
+        ("bücher.de", "xn--bcher-kva.de"),
+    ],
+)
+def test_domain_is_lower_cased_without_scheme_path_port_or_www(raw: str, normal: str) -> None:
+    assert normalize_domain(raw) == normal
+
+
+def test_domain_never_keeps_a_leading_www() -> None:
+    # §2.3: stored domains have no leading "www."; normalising twice must not change them.
+    normal = normalize_domain("www.www.example.com")
+    assert not normal.startswith("www.")
+    assert normalize_domain(normal) == normal
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "   ", "localhost", "not a domain", "http://", "-example.com", "example", "/path"]
+)
+def test_domain_that_is_not_a_host_name_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidValue) as exc:
+        normalize_domain(raw)
+    assert exc.value.code == "domain"
+
+
+# --- junk identifiers -------------------------------------------------------------------------
+
+JUNK_WORDS = [
+    "anonymous", "guest", "null", "none", "undefined", "nan", "[object Object]", "0", "-1"
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        " ",
+        "\t\n  ",
+        *JUNK_WORDS,
+        "ANONYMOUS",
+        "Guest",
+        "NULL",
+        "None",
+        "UNDEFINED",
+        "NaN",
+        "[OBJECT OBJECT]",
+        "[object object]",
+        " Anonymous ",
+        "\tnull\n",
+        "00",
+        "000000",
+        "-",
+        "--",
+        "0-0",
+        "-0-",
+        "000-000",
+        " 0 ",
+    ],
+)
+def test_junk_identifier_is_detected(value: str) -> None:
+    assert is_junk(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "fred",
+        "fred@example.com",
+        "1",
+        "10",
+        "-2",
+        "1-0",
+        "0.0",
+        "+0",
+        "0x0",
+        "nullify",
+        "guest1",
+        "anonymous-fred",
+        "[object]",
+        "noneofyourbusiness",
+    ],
+)
+def test_real_identifier_is_not_junk(value: str) -> None:
+    assert not is_junk(value)
+
+
+def test_tenant_patterns_add_junk_matched_against_the_whole_value() -> None:
+    patterns = [re.compile(r"test@example\.com", re.IGNORECASE), re.compile(r"nobody-.*")]
+    assert is_junk("test@example.com", patterns)
+    assert is_junk("TEST@Example.com", patterns)
+    assert is_junk("  test@example.com ", patterns)
+    assert is_junk("nobody-42", patterns)
+    # whole value, not a substring
+    assert not is_junk("atest@example.com", patterns)
+    assert not is_junk("test@example.community", patterns)
+    assert not is_junk("somebody-42", patterns)
+    # without the tenant patterns these are ordinary identifiers
+    assert not is_junk("test@example.com")
+    assert not is_junk("nobody-42")
+
+
+# --- properties -------------------------------------------------------------------------------
+
+_pad = st.sampled_from(["", " ", "  ", "\t", "\n", " \t "])
+_label = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?", fullmatch=True).filter(
+    # "www" would be stripped as a prefix (see test_domain_never_keeps_a_leading_www);
+    # "xn--" labels are IDNA A-labels, which need valid punycode
+    lambda s: s.lower() != "www" and s[2:4] != "--"
+)
+_tld = st.sampled_from(["com", "org", "net", "io", "de", "co.uk", "COM", "Org"])
+
+
+@st.composite
+def _host(draw: st.DrawFn) -> str:
+    labels = draw(st.lists(_label, min_size=1, max_size=3))
+    return ".".join([*labels, draw(_tld)])
+
+
+@st.composite
+def _raw_email(draw: st.DrawFn) -> str:
+    local = draw(
+        st.from_regex(r"[A-Za-z0-9_+-]{1,20}(\.[A-Za-z0-9_+-]{1,10}){0,2}", fullmatch=True)
+    )
+    return draw(_pad) + local + "@" + draw(_host()) + draw(_pad)
+
+
+@given(_raw_email())
+def test_email_normalisation_is_idempotent(raw: str) -> None:
+    normal = normalize_email(raw)
+    assert normal == raw.strip().lower()
+    assert normalize_email(normal) == normal
+
+
+@given(
+    pad=_pad,
+    at=st.sampled_from(["", "@"]),
+    core=st.from_regex(r"[A-Za-z0-9_.-]{1,30}", fullmatch=True),
+)
+def test_handle_normalisation_is_idempotent(pad: str, at: str, core: str) -> None:
+    normal = normalize_handle(pad + at + core + pad)
+    assert normal == core.lower()
+    assert normalize_handle(normal) == normal
+
+
+@given(
+    pad=_pad,
+    scheme=st.sampled_from(["", "http://", "https://", "HTTPS://"]),
+    www=st.sampled_from(["", "www.", "WWW."]),
+    host=_host(),
+    tail=st.sampled_from(["", "/", "/path", ":8080", ":443/a/b?q=1", "?x=1", "#frag", "/a?b#c"]),
+)
+def test_domain_normalisation_is_idempotent(
+    pad: str, scheme: str, www: str, host: str, tail: str
+) -> None:
+    normal = normalize_domain(pad + scheme + www + host + tail + pad)
+    assert normal == host.lower()
+    assert normalize_domain(normal) == normal
+
+
+@given(
+    area=st.integers(200, 999),
+    exchange=st.integers(200, 999),
+    line=st.integers(0, 9999),
+    shape=st.sampled_from(
+        ["+1{a}{e}{l}", "+1 ({a}) {e}-{l}", "({a}) {e}-{l}", "{a}.{e}.{l}", "1-{a}-{e}-{l}"]
+    ),
+    pad=_pad,
+)
+def test_us_phone_normalisation_is_idempotent(
+    area: int, exchange: int, line: int, shape: str, pad: str
+) -> None:
+    raw = pad + shape.format(a=area, e=exchange, l=f"{line:04d}") + pad
+    normal = normalize_phone(raw, "US")
+    assert normal == f"+1{area}{exchange}{line:04d}"
+    assert normalize_phone(normal, "US") == normal
+    assert normalize_phone(normal, None) == normal
+
+
+_PNF = phonenumbers.PhoneNumberFormat
+
+
+@given(
+    region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
+    fmt=st.sampled_from([_PNF.NATIONAL, _PNF.INTERNATIONAL, _PNF.E164]),
+)
+def test_phone_normalisation_is_idempotent_in_every_region(region: str, fmt: int) -> None:
+    number = phonenumbers.example_number(region)
+    assert number is not None
+    e164 = phonenumbers.format_number(number, _PNF.E164)
+    normal = normalize_phone(phonenumbers.format_number(number, fmt), region)
+    assert normal == e164
+    assert normalize_phone(normal, None) == normal
+
+
+@st.composite
+def _any_casing(draw: st.DrawFn, word: str) -> str:
+    flips = draw(st.lists(st.booleans(), min_size=len(word), max_size=len(word)))
+    return "".join(c.upper() if f else c.lower() for c, f in zip(word, flips, strict=True))
+
+
+@given(st.sampled_from(JUNK_WORDS).flatmap(_any_casing), _pad, _pad)
+def test_junk_detection_is_case_insensitive(word: str, left: str, right: str) -> None:
+    assert is_junk(left + word + right)
+
+
+@given(st.text(alphabet="0-", min_size=1, max_size=40), _pad, _pad)
+def test_strings_of_only_zeros_and_dashes_are_junk(value: str, left: str, right: str) -> None:
+    assert is_junk(left + value + right)
+
+
+@given(st.text(alphabet=" \t\n\r\f\v\u00a0\u2003\u3000", max_size=20))
+def test_empty_or_whitespace_only_is_junk(value: str) -> None:
+    assert is_junk(value)
+
+
+@given(st.integers(min_value=1, max_value=10**18))
+def test_positive_integers_are_not_junk(n: int) -> None:
+    assert not is_junk(str(n))
