@@ -68,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from idgateway.logging import configure_logging
-    from idgateway.store import EmbeddedValkey
+    from idgateway.store import DataDirInUse, EmbeddedValkey
 
     gw = settings.gateway
     configure_logging(gw.logging.format, gw.logging.level)
@@ -76,7 +76,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = os.environ.get("IDGW_REDIS_URL") or gw.redis.url
     if not url:
         embedded = EmbeddedValkey(gw.redis.data_dir, gw.redis.appendfsync)
-        embedded.start()
+        try:
+            embedded.start()
+        except DataDirInUse as exc:
+            print(f"serve: {exc}", file=sys.stderr)
+            return 1
         url = embedded.url
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler the
     # process would die before the embedded server is stopped below.

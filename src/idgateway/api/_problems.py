@@ -60,6 +60,8 @@ def _malformed_from_validation(exc: ValidationException) -> Malformed:
         at = _MSGSPEC_AT.search(message)
         if at:
             path, message = at.group(1), message[: at.start()]
+        elif item.get("source") == "body" and key == "data":
+            path, message = "$", "the request body must be a JSON object of the documented shape"
         elif item.get("source") == "body" and key:
             path = f"$.{key}"
         elif key:
@@ -86,6 +88,9 @@ def translate(exc: Exception) -> GatewayError:
         if exc.headers:
             err.headers.update(exc.headers)
         return err
+    if isinstance(exc, RecursionError):
+        # msgspec refuses documents nested deeper than the interpreter's recursion limit.
+        return Malformed("the request body is nested too deeply")
     if isinstance(exc, UnicodeDecodeError):
         # Litestar lets this escape from decoding a body that is not UTF-8.
         return Malformed("the request body is not valid UTF-8")

@@ -101,10 +101,43 @@ def _decode_file(path: Path, type_: type[T], issues: list[ConfigIssue]) -> T | N
     try:
         return msgspec.convert(raw, type=type_, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
-        match = _MSGSPEC_PATH.match(str(exc))
-        assert match is not None
-        issues.append(ConfigIssue(file, match.group("path") or "$", match.group("msg")))
+        found = _issues_per_table(raw, type_, file)
+        issues.extend(found or [_issue(file, exc, "$")])
         return None
+
+
+def _issue(file: str, exc: msgspec.ValidationError, prefix: str) -> ConfigIssue:
+    match = _MSGSPEC_PATH.match(str(exc))
+    assert match is not None
+    inner = match.group("path") or "$"
+    return ConfigIssue(file, prefix + inner[1:], match.group("msg"))
+
+
+def _issues_per_table(raw: Any, type_: type, file: str) -> list[ConfigIssue]:
+    """Every error of a file, not just the first msgspec meets: each top-level key (and each
+    item of an array of tables) is converted on its own."""
+    if not isinstance(raw, dict):
+        return []
+    hints = {f.encode_name: f.type for f in msgspec.structs.fields(type_)}
+    found: list[ConfigIssue] = []
+    for key, value in raw.items():
+        path = f"$.{key}"
+        if key not in hints:
+            found.append(ConfigIssue(file, "$", f"Object contains unknown field `{key}`"))
+            continue
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        item_type = hints[key]
+        args = getattr(item_type, "__args__", ())
+        if isinstance(value, list) and getattr(item_type, "__origin__", None) is list and args:
+            item_type = args[0]
+        else:
+            items = [(None, value)]
+        for index, item in items:
+            try:
+                msgspec.convert(item, type=item_type, dec_hook=dec_hook)
+            except msgspec.ValidationError as exc:
+                found.append(_issue(file, exc, path if index is None else f"{path}[{index}]"))
+    return found
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -138,6 +171,24 @@ def _check_tenant(tenant: TenantFile, file: str, base: Path, issues: list[Config
         tenant.profile.template = template
         if not Path(template).is_file():
             issues.append(ConfigIssue(file, "$.profile.template", f"no such file: {template}"))
+        else:
+            problem = _template_syntax_error(Path(template))
+            if problem:
+                issues.append(ConfigIssue(file, "$.profile.template", problem))
+
+
+def _template_syntax_error(path: Path) -> str | None:
+    """The Liquid syntax error of a template as ``file:line:column message``, or None."""
+    from liquid import Environment
+    from liquid.exceptions import LiquidError
+
+    try:
+        Environment().from_string(path.read_text(encoding="utf-8"), path=str(path))
+    except LiquidError as exc:
+        return " ".join(str(exc).split("\n", 2)[:2]).replace("  -> ", "at ")
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot read template: {exc}"
+    return None
 
 
 def load_settings(config_path: str | os.PathLike[str]) -> Settings:

@@ -8,6 +8,7 @@ shutdown).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -42,8 +43,13 @@ class EmbeddedValkey:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         socket = self.data_dir / "valkey.sock"
+        self._socket_dir: Path | None = None
         if len(str(socket)) > _MAX_SOCKET_PATH:
-            socket = Path(tempfile.mkdtemp(prefix="idgw-")) / "valkey.sock"
+            # Derived from the data dir, so the next start finds a server this one orphaned.
+            digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+            self._socket_dir = Path(tempfile.gettempdir()) / f"idgw-{digest}"
+            self._socket_dir.mkdir(mode=0o700, exist_ok=True)
+            socket = self._socket_dir / "valkey.sock"
         self.socket = socket
         self._lock: IO[str] | None = None
         self._server = ValkeyServer(
@@ -105,6 +111,12 @@ class EmbeddedValkey:
         if self._server.is_running():
             self._server.stop(timeout=10)
             log.info("embedded valkey stopped")
+        if self._socket_dir is not None:
+            self.socket.unlink(missing_ok=True)
+            try:
+                self._socket_dir.rmdir()
+            except OSError:
+                pass  # not empty: leave it
         if self._lock is not None:
             self._lock.close()
             self._lock = None
