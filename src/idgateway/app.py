@@ -12,12 +12,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from idgateway import __version__
+from idgateway.api._cors import session_cors
 from idgateway.api._middleware import request_context
 from idgateway.api._problems import handle_exception
 from idgateway.api._state import Gateway
 from idgateway.api.auth import KeyRing
 from idgateway.api.health import healthz, readyz
 from idgateway.api.records import records_router
+from idgateway.api.sessions import sessions_router
 from idgateway.settings import Settings, load_settings
 from idgateway.store import RecordStore, Scripts, connect
 from idgateway.tenancy import build_tenants
@@ -50,7 +52,7 @@ def create_app(settings: Settings, redis_url: str) -> Litestar:
 
     prometheus = PrometheusConfig(app_name="idgateway", prefix="idgw", group_path=True)
     app = Litestar(
-        route_handlers=[healthz, readyz, records_router, MetricsController],
+        route_handlers=[healthz, readyz, records_router, sessions_router, MetricsController],
         middleware=[prometheus.middleware],
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
@@ -66,10 +68,11 @@ def create_app(settings: Settings, redis_url: str) -> Litestar:
 
 
 def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
-    """The app wrapped in the request-context middleware. Litestar runs its own middleware
-    per route handler, so a wrapper is the only way 404/405 answers also get a request id
-    and a log line."""
-    return request_context(create_app(settings, redis_url))
+    """The app wrapped in plain ASGI middleware: request context and session CORS. Litestar
+    runs its own middleware per route handler, so only a wrapper sees 404/405 answers (request
+    id, log line) and error answers of the session endpoints (CORS headers)."""
+    origins = frozenset(o for t in settings.tenants.values() for o in t.allowed_origins)
+    return request_context(session_cors(create_app(settings, redis_url), origins))
 
 
 def app_from_env() -> ASGIApp:

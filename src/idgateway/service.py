@@ -45,7 +45,8 @@ async def apply(store: RecordStore, tenant: Tenant, call: Translated) -> Outcome
         ops.append(RecordOp("c", call.contact, tenant.contacts, target=call.contact_target))
     if call.violations:
         raise ValidationFailed(call.violations + await store.check(tenant.id, ops))
-    results = await store.upsert(tenant.id, ops, link=len(ops) == 2)
+    session = (call.session_id, tenant.session_ttl_ms) if call.session_id else None
+    results = await store.upsert(tenant.id, ops, link=len(ops) == 2, session=session)
     company_result = results[0] if call.company is not None else None
     contact_result = results[-1] if call.contact is not None else None
     contact = (

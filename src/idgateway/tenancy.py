@@ -22,6 +22,10 @@ class Tenant:
     def id(self) -> str:
         return self.config.id
 
+    @property
+    def session_ttl_ms(self) -> int:
+        return int(self.config.session_ttl * 1000)
+
     @classmethod
     def build(cls, config: TenantFile) -> Tenant:
         return cls(

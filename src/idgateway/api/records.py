@@ -206,7 +206,9 @@ async def merge_contacts(
         raise ValidationFailed(
             [Violation("$.from", "same_contact", "cannot merge a contact into itself")]
         )
-    _changed, stored = await store.merge_contacts(tenant.id, into, from_, tenant.contacts)
+    _changed, stored = await store.merge_contacts(
+        tenant.id, into, from_, tenant.contacts, tenant.session_ttl_ms
+    )
     return contact_from_hash(into, stored)
 
 

@@ -45,6 +45,7 @@ class Translated:
     company: RecordChange | None
     violations: list[Violation]
     contact_target: str | None = None  # bare ULID when the call names a contact by id
+    session_id: str | None = None  # apply this session's buffer and bind it
 
 
 def _fields(data: dict[str, Any], base: str) -> list[FieldInput]:
@@ -83,7 +84,7 @@ def translate_identify(
     if not found and (v := _no_identifier(contact, "$", "contact")):
         violations.append(v)
     company = _company(companies, req.company, violations) if req.company is not None else None
-    return Translated(contact, company, violations)
+    return Translated(contact, company, violations, session_id=req.anonymous_id)
 
 
 def translate_group(req: GroupRequest, contacts: Registry, companies: Registry) -> Translated:

@@ -6,7 +6,14 @@ See :mod:`idgateway.store._keys` for the key map.
 from idgateway.store._connection import connect
 from idgateway.store._embedded import DataDirInUse, EmbeddedValkey
 from idgateway.store._keys import BUCKETS, TenantKeys, bucket
-from idgateway.store._records import Namespace, RecordOp, RecordResult, RecordStore, kind_field
+from idgateway.store._records import (
+    Namespace,
+    RecordOp,
+    RecordResult,
+    RecordStore,
+    SessionState,
+    kind_field,
+)
 from idgateway.store._scripts import Scripts
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "RecordResult",
     "RecordStore",
     "Scripts",
+    "SessionState",
     "TenantKeys",
     "bucket",
     "connect",

@@ -22,6 +22,12 @@ key                        type    holds
                                    ``l`` linkedin, ``u.<key>``
 ``…:types:c`` / ``:o``     hash    ``p.<key>`` → type first stored for an inferred field
 ``…:merged``               hash    merged-away contact id → the id it was merged into
+``…:s:<session id>``       hash    a browser session (TTL ``session_ttl``, sliding): ``_t``
+                                   last call, ``_ct`` / ``_co`` bound contact / company,
+                                   ``c.<field>`` / ``o.<field>`` buffered values (JSON text,
+                                   ``null`` removes), ``tc.`` / ``to.`` their inferred types
+``…:cs:<contact id>``      hash    the contact's sessions: session id → ``1`` (reverse index,
+                                   so deleting or merging a contact finds its sessions)
 ``…:outbox``               stream  change events: ``type``, ``id``, ``v`` (record version)
 =========================  ======  ==========================================================
 """
@@ -71,6 +77,12 @@ class TenantKeys:
 
     def types(self, ns: str) -> str:
         return f"{self.prefix}types:{ns}"
+
+    def session(self, session_id: str) -> str:
+        return f"{self.prefix}s:{session_id}"
+
+    def contact_sessions(self, ulid: str) -> str:
+        return f"{self.prefix}cs:{ulid}"
 
     @property
     def merged(self) -> str:

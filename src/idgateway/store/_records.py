@@ -45,6 +45,7 @@ class RecordOp:
     change: RecordChange
     registry: Registry
     target: str | None = None  # bare ULID of a known record; otherwise resolve by lookups
+    on_create: dict[str, str] | None = None  # values set only if the record is created
 
     def to_json(self) -> dict[str, Any]:
         c = self.change
@@ -62,6 +63,8 @@ class RecordOp:
             op["tags_add"] = c.tags_add
         if self.target:
             op["target"] = self.target
+        if self.on_create:
+            op["on_create"] = self.on_create
         return op
 
 
@@ -75,6 +78,35 @@ class RecordResult:
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _raise_for(reply: list[Any], ns: Namespace) -> None:
+    """Turn a script's failure reply into the gateway error it stands for."""
+    status = reply[0]
+    if status == b"conflict":
+        raise _conflict(reply[1], ns)
+    if status == b"invalid":
+        raise ValidationFailed(
+            [Violation(p.decode(), c.decode(), m.decode()) for p, c, m in reply[1]]
+        )
+    if status == b"notfound":
+        raise NotFound(f"no such {'contact' if reply[1] == b'c' else 'company'}")
+    raise RuntimeError(f"unexpected script reply {status!r}")
+
+
+def _result(block: list[Any]) -> RecordResult:
+    return RecordResult(
+        ulid=block[0].decode(), created=bool(block[1]), changed=list(block[2]), stored=_pairs(block[3])
+    )
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A session as stored (``fields``) with the records it is bound to after a call."""
+
+    fields: dict[bytes, bytes] | None  # None: logged out (deleted)
+    contact: RecordResult | None
+    company: RecordResult | None
 
 
 def _conflict(rows: list[list[bytes]], ns: Namespace) -> IdentityConflict:
@@ -105,7 +137,12 @@ class RecordStore:
         self.scripts = scripts
 
     async def upsert(
-        self, tenant: str, ops: list[RecordOp], *, link: bool = False
+        self,
+        tenant: str,
+        ops: list[RecordOp],
+        *,
+        link: bool = False,
+        session: tuple[str, int] | None = None,
     ) -> list[RecordResult]:
         """Resolve, check and write every op in one script call (companies first).
 
@@ -114,29 +151,49 @@ class RecordStore:
             ValidationFailed: an inferred type differs from the stored one, or a required
                 field is missing on create.
             NotFound: an op's ``target`` does not exist.
+
+        ``session`` is ``(session id, ttl ms)``: its buffer is applied (the call's own values
+        win) and it is bound to the records, in the same step.
         """
         keys = TenantKeys(tenant)
-        request = _encode({"now": str(now_ms()), "link": link, "records": [o.to_json() for o in ops]})
-        reply = await self.scripts.upsert(keys=[keys.outbox], args=[keys.prefix, request])
-        status = reply[0]
-        if status == b"ok":
-            return [
-                RecordResult(
-                    ulid=block[0].decode(),
-                    created=bool(block[1]),
-                    changed=list(block[2]),
-                    stored=_pairs(block[3]),
-                )
-                for block in reply[1:]
-            ]
-        if status == b"conflict":
-            raise _conflict(reply[1], ops[-1].ns)
-        if status == b"invalid":
-            raise ValidationFailed(
-                [Violation(p.decode(), c.decode(), m.decode()) for p, c, m in reply[1]]
-            )
-        noun = "contact" if reply[1] == b"c" else "company"
-        raise NotFound(f"no such {noun}")
+        body: dict[str, Any] = {
+            "now": str(now_ms()),
+            "link": link,
+            "records": [o.to_json() for o in ops],
+        }
+        if session is not None:
+            body["session"] = {"id": session[0], "ttl": session[1]}
+        reply = await self.scripts.upsert(keys=[keys.outbox], args=[keys.prefix, _encode(body)])
+        if reply[0] != b"ok":
+            _raise_for(reply, ops[-1].ns)
+        return [_result(block) for block in reply[1:]]
+
+    async def calls(
+        self, tenant: str, session_id: str, ttl_ms: int, steps: list[dict[str, Any]]
+    ) -> SessionState:
+        """Apply Groove widget calls (``calls.lua`` steps) to a session in one step."""
+        keys = TenantKeys(tenant)
+        body = {"now": str(now_ms()), "session": {"id": session_id, "ttl": ttl_ms}, "steps": steps}
+        reply = await self.scripts.calls(keys=[keys.outbox], args=[keys.prefix, _encode(body)])
+        if reply[0] != b"ok":
+            last_ns = next((s["ns"] for s in reversed(steps) if "ns" in s), "c")
+            _raise_for(reply, last_ns)
+        return SessionState(
+            fields=_pairs(reply[1]) if reply[1] is not None else None,
+            contact=_result(reply[2]) if reply[2] else None,
+            company=_result(reply[3]) if reply[3] else None,
+        )
+
+    async def session(self, tenant: str, session_id: str) -> tuple[dict[bytes, bytes], int] | None:
+        """A session's fields and remaining TTL (ms), or None."""
+        key = TenantKeys(tenant).session(session_id)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(key)
+            pipe.pttl(key)
+            fields, ttl = await pipe.execute()
+        if not fields:
+            return None
+        return fields, int(ttl)
 
     async def check(self, tenant: str, ops: list[RecordOp]) -> list[Violation]:
         """The violations only the stored state reveals (an inferred type that differs from
@@ -174,12 +231,12 @@ class RecordStore:
         return bool(done)
 
     async def merge_contacts(
-        self, tenant: str, into: str, from_: str, registry: Registry
+        self, tenant: str, into: str, from_: str, registry: Registry, session_ttl_ms: int
     ) -> tuple[list[bytes], dict[bytes, bytes]]:
         keys = TenantKeys(tenant)
         reply = await self.scripts.merge(
             keys=[keys.outbox],
-            args=[keys.prefix, into, from_, registry.index_spec, str(now_ms())],
+            args=[keys.prefix, into, from_, registry.index_spec, str(now_ms()), session_ttl_ms],
         )
         if reply[0] == b"notfound":
             which = reply[1].decode()

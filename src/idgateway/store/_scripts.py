@@ -1,5 +1,5 @@
 """The Lua scripts, loaded once per client with ``register_script`` (EVALSHA, reloaded on
-NOSCRIPT). Each script is ``_common.lua`` followed by its own file."""
+NOSCRIPT). Each is assembled from the shared library files (``lua/_*.lua``) and its own."""
 
 from __future__ import annotations
 
@@ -14,13 +14,33 @@ if TYPE_CHECKING:
 _LUA = files("idgateway.store") / "lua"
 
 
+# Scripts taking a JSON request get these locals first, then the record and session library.
+_REQUEST_HEADER = """
+local P = ARGV[1]
+local REQ = cjson.decode(ARGV[2])
+local NOW = REQ.now
+"""
+_LIBRARY = ("_common", "_records", "_sessions")
+
+
+def _read(name: str) -> str:
+    return (_LUA / f"{name}.lua").read_text()
+
+
 def _source(name: str) -> str:
-    return (_LUA / "_common.lua").read_text() + "\n" + (_LUA / f"{name}.lua").read_text()
+    """``_common`` + the script (delete, merge, lookup: they read their own ARGV)."""
+    return _read("_common") + "\n" + _read(name)
+
+
+def _request_source(name: str) -> str:
+    """The request header + the whole library + the script (upsert, calls)."""
+    return "\n".join([_REQUEST_HEADER, *(_read(n) for n in _LIBRARY), _read(name)])
 
 
 @dataclass(frozen=True)
 class Scripts:
     upsert: AsyncScript
+    calls: AsyncScript
     delete: AsyncScript
     merge: AsyncScript
     lookup: AsyncScript
@@ -28,7 +48,8 @@ class Scripts:
     @classmethod
     def register(cls, client: Redis) -> Scripts:
         return cls(
-            upsert=client.register_script(_source("upsert")),
+            upsert=client.register_script(_request_source("upsert")),
+            calls=client.register_script(_request_source("calls")),
             delete=client.register_script(_source("delete")),
             merge=client.register_script(_source("merge")),
             lookup=client.register_script(_source("lookup")),

@@ -16,5 +16,9 @@ for _, co in ipairs(old['_co'] and cjson.decode(old['_co']) or {}) do
   end
 end
 redis.call('DEL', key)
+-- Its browser sessions go with it (SPEC §5.3).
+local sessions = P .. 'cs:' .. id
+for _, sid in ipairs(redis.call('HKEYS', sessions)) do redis.call('DEL', P .. 's:' .. sid) end
+redis.call('DEL', sessions)
 emit(P, 'contact.deleted', 'c_' .. id, tonumber(old['_v'] or '0') + 1)
 return 1

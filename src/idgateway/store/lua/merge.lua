@@ -2,9 +2,11 @@
 -- already on `into` wins; fields `into` lacks are filled from `from`. A primary value of
 -- `from` that `into` already has a different one of moves to the matching list field
 -- (email → secondary_emails) when there is one, else it is freed.
--- KEYS[1]: outbox; ARGV: prefix, into (bare), from (bare), index spec JSON, now (ms)
+-- KEYS[1]: outbox; ARGV: prefix, into (bare), from (bare), index spec JSON, now (ms),
+--         session ttl (ms)
 -- Reply: {'ok', changed, hgetall} | {'notfound', which}
 local P, into, from, spec, now = ARGV[1], ARGV[2], ARGV[3], cjson.decode(ARGV[4]), ARGV[5]
+local session_ttl = tonumber(ARGV[6])
 local ikey, fkey = P .. 'c:' .. into, P .. 'c:' .. from
 local a = hash_to_table(redis.call('HGETALL', ikey))
 local b = hash_to_table(redis.call('HGETALL', fkey))
@@ -85,6 +87,16 @@ redis.call('HSET', ikey, unpack(args))
 for _, kv in pairs(id_values(spec, cur)) do ix_set(P, 'c', kv[1], kv[2], into) end
 redis.call('DEL', fkey)
 redis.call('HSET', P .. 'merged', from, into)
+-- Sessions bound to `from` now follow `into`.
+local fsessions, isessions = P .. 'cs:' .. from, P .. 'cs:' .. into
+for _, sid in ipairs(redis.call('HKEYS', fsessions)) do
+  if redis.call('EXISTS', P .. 's:' .. sid) == 1 then
+    redis.call('HSET', P .. 's:' .. sid, '_ct', into)
+    redis.call('HSET', isessions, sid, '1')
+  end
+end
+redis.call('DEL', fsessions)
+if redis.call('EXISTS', isessions) == 1 then redis.call('PEXPIRE', isessions, session_ttl) end
 local version = redis.call('HINCRBY', ikey, '_v', 1)
 emit(P, 'contact.upserted', 'c_' .. into, version)
 emit(P, 'contact.deleted', 'c_' .. from, tonumber(b['_v'] or '0') + 1)
