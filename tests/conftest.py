@@ -36,6 +36,13 @@ STRICT_SECRET = "sk_test_strict_0123456789abcdef"
 QUIET_SECRET = "sk_test_quiet_0123456789abcdef"
 # key_sha256 of this one is in the config, not the key itself
 HASHED_SECRET = "sk_test_hashed_0123456789abcdef"
+VERIFIED_SECRET = "sk_test_verified_0123456789abcdef"
+VERIFIED_PUBLISHABLE = "pk_test_verified_0123456789abcdef"
+VERIFIED_IDENTITY_SECRET = "identity-secret-for-tests"
+ACME_ORIGIN = "https://app.acme.test"
+VERIFIED_ORIGIN = "https://app.verified.test"
+SMOOCH_APP_ID = "5963c0d619a30a2e00de36b8"
+GROOVE_TOKEN = "groove-token-acme-0123456789"
 MAX_BODY = 32768
 
 GATEWAY_TOML = """
@@ -60,6 +67,8 @@ id = "acme"
 name = "Acme Inc."
 unknown_fields = "infer"
 default_region = "US"
+session_ttl = "1h"
+allowed_origins = ["{acme_origin}"]
 blocked_identifiers = ["test@example\\\\.com", "nobody-.*"]
 
 [[api_keys]]
@@ -132,6 +141,10 @@ type = "address"
 key = "labels"
 type = "tags"
 
+[[fields.contact]]
+key = "role"
+type = "text"
+
 [[fields.company]]
 key = "tier"
 type = "text"
@@ -140,6 +153,29 @@ type = "text"
 key = "vat"
 type = "text"
 unique = true
+
+[compat]
+smooch_app_id = "{smooch_app_id}"
+groove_api_token = "{groove_token}"
+"""
+
+VERIFIED_TOML = """
+id = "verified"
+allowed_origins = ["{verified_origin}"]
+
+[[api_keys]]
+name = "backend"
+kind = "secret"
+key = "{verified_secret}"
+
+[[api_keys]]
+name = "browser"
+kind = "publishable"
+key = "{verified_publishable}"
+
+[identity]
+verification = "required"
+secret = "{verified_identity_secret}"
 """
 
 OTHER_TOML = """
@@ -202,11 +238,19 @@ def write_config(folder: Path, redis_url: str, port: int) -> Path:
         "strict_secret": STRICT_SECRET,
         "quiet_secret": QUIET_SECRET,
         "hashed_sha": hashlib.sha256(HASHED_SECRET.encode()).hexdigest(),
+        "acme_origin": ACME_ORIGIN,
+        "smooch_app_id": SMOOCH_APP_ID,
+        "groove_token": GROOVE_TOKEN,
+        "verified_secret": VERIFIED_SECRET,
+        "verified_publishable": VERIFIED_PUBLISHABLE,
+        "verified_identity_secret": VERIFIED_IDENTITY_SECRET,
+        "verified_origin": VERIFIED_ORIGIN,
     }
     (tenants / "acme.toml").write_text(ACME_TOML.format(**values))
     (tenants / "other.toml").write_text(OTHER_TOML.format(**values))
     (tenants / "strict.toml").write_text(STRICT_TOML.format(**values))
     (tenants / "quiet.toml").write_text(QUIET_TOML.format(**values))
+    (tenants / "verified.toml").write_text(VERIFIED_TOML.format(**values))
     gateway = folder / "gateway.toml"
     gateway.write_text(GATEWAY_TOML.format(port=port, redis_url=redis_url, max_body=MAX_BODY))
     return gateway

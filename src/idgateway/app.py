@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from idgateway.api._problems import handle_exception
 from idgateway.api._state import Gateway
 from idgateway.api.auth import KeyRing
 from idgateway.api.health import healthz, readyz
+from idgateway.api.compat import compat_router
 from idgateway.api.records import records_router
 from idgateway.api.sessions import sessions_router
 from idgateway.settings import Settings, load_settings
@@ -38,6 +40,11 @@ def create_app(settings: Settings, redis_url: str) -> Litestar:
         keys=KeyRing(settings),
         redis_url=redis_url,
     )
+    gateway.groove_tokens = {
+        hashlib.sha256(t.config.compat.groove_api_token.encode()).digest(): t
+        for t in gateway.tenants.values()
+        if t.config.compat.groove_api_token
+    }
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -52,7 +59,14 @@ def create_app(settings: Settings, redis_url: str) -> Litestar:
 
     prometheus = PrometheusConfig(app_name="idgateway", prefix="idgw", group_path=True)
     app = Litestar(
-        route_handlers=[healthz, readyz, records_router, sessions_router, MetricsController],
+        route_handlers=[
+            healthz,
+            readyz,
+            records_router,
+            sessions_router,
+            compat_router,
+            MetricsController,
+        ],
         middleware=[prometheus.middleware],
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],

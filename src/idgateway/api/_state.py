@@ -22,6 +22,7 @@ class Gateway:
     tenants: dict[str, Tenant]
     keys: KeyRing
     redis_url: str
+    groove_tokens: dict[bytes, Tenant] = field(default_factory=dict)  # sha256(token) → tenant
     store: RecordStore | None = None
     client: Any = field(default=None)
 

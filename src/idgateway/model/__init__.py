@@ -8,6 +8,7 @@ from idgateway.model._identifiers import (
     normalize_handle,
     normalize_phone,
 )
+from idgateway.model._flatten import GROOVE_RESERVED, flatten_record
 from idgateway.model._records import (
     Company,
     Contact,
@@ -26,6 +27,8 @@ from idgateway.model._ids import (
 )
 
 __all__ = [
+    "GROOVE_RESERVED",
+    "flatten_record",
     "Company",
     "Contact",
     "changed_names",
