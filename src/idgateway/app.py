@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from litestar import Litestar
 from litestar.types import ASGIApp
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import REGISTRY
 
 from idgateway import __version__
 from idgateway.api._cors import session_cors
@@ -20,8 +22,11 @@ from idgateway.api._state import Gateway
 from idgateway.api.auth import KeyRing
 from idgateway.api.health import healthz, readyz
 from idgateway.api.compat import compat_router
+from idgateway.api.deliveries import deliveries_router
 from idgateway.api.records import records_router
 from idgateway.api.sessions import sessions_router
+from idgateway.delivery._collector import DeliveryCollector
+from idgateway.delivery._process import run_worker as run_delivery
 from idgateway.settings import Settings, load_settings
 from idgateway.store import RecordStore, Scripts, connect
 from idgateway.tenancy import build_tenants
@@ -32,8 +37,21 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
 
-def create_app(settings: Settings, redis_url: str) -> Litestar:
-    """The gateway app for ``settings``, talking to the Redis at ``redis_url``."""
+_COLLECTORS: dict[str, DeliveryCollector] = {}
+
+
+def _register_collector(settings: Settings, redis_url: str) -> None:
+    """One delivery collector per process (the Prometheus registry is global)."""
+    if "delivery" in _COLLECTORS:
+        REGISTRY.unregister(_COLLECTORS.pop("delivery"))
+    collector = DeliveryCollector(settings, redis_url)
+    REGISTRY.register(collector)
+    _COLLECTORS["delivery"] = collector
+
+
+def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) -> Litestar:
+    """The gateway app for ``settings``, talking to the Redis at ``redis_url``; with
+    ``run_worker`` a delivery worker runs in the app's process (``idgateway serve``)."""
     gateway = Gateway(
         settings=settings,
         tenants=build_tenants(settings),
@@ -51,12 +69,18 @@ def create_app(settings: Settings, redis_url: str) -> Litestar:
         client = connect(redis_url, cluster=settings.gateway.redis.cluster)
         gateway.client = client
         gateway.store = RecordStore(client, Scripts.register(client))
+        stop = asyncio.Event()
+        worker = asyncio.create_task(run_delivery(settings, redis_url, stop)) if run_worker else None
         try:
             yield
         finally:
+            stop.set()
+            if worker is not None:
+                await worker  # finishes or releases deliveries in flight
             gateway.store = None
             await client.aclose()
 
+    _register_collector(settings, redis_url)
     prometheus = PrometheusConfig(app_name="idgateway", prefix="idgw", group_path=True)
     app = Litestar(
         route_handlers=[
@@ -65,6 +89,7 @@ def create_app(settings: Settings, redis_url: str) -> Litestar:
             records_router,
             sessions_router,
             compat_router,
+            deliveries_router,
             MetricsController,
         ],
         middleware=[prometheus.middleware],
@@ -86,7 +111,9 @@ def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
     runs its own middleware per route handler, so only a wrapper sees 404/405 answers (request
     id, log line) and error answers of the session endpoints (CORS headers)."""
     origins = frozenset(o for t in settings.tenants.values() for o in t.allowed_origins)
-    return request_context(session_cors(create_app(settings, redis_url), origins))
+    run_worker = os.environ.get("IDGW_NO_WORKER") != "1"
+    app = create_app(settings, redis_url, run_worker=run_worker)
+    return request_context(session_cors(app, origins))
 
 
 def app_from_env() -> ASGIApp:

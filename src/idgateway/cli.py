@@ -87,6 +87,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     os.environ["IDGW_CONFIG"] = str(settings.config_path)
     os.environ["IDGW_REDIS_URL"] = url
+    if args.no_worker:
+        os.environ["IDGW_NO_WORKER"] = "1"
     workers = args.workers or gw.server.workers
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its metrics to files here; /metrics on any worker sums them all.
@@ -109,6 +111,133 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redis_url(settings: Settings) -> str | None:
+    """The Redis of a running gateway: ``IDGW_REDIS_URL``, ``redis.url``, or the socket of
+    the embedded server that ``idgateway serve`` started for this config."""
+    from idgateway.store import socket_path
+
+    url = os.environ.get("IDGW_REDIS_URL") or settings.gateway.redis.url
+    if url:
+        return url
+    socket = socket_path(settings.gateway.redis.data_dir)
+    if socket.exists():
+        return f"unix://{socket}"
+    print(
+        "no Redis: redis.url is empty and no `idgateway serve` runs the embedded server "
+        f"({socket} does not exist)",
+        file=sys.stderr,
+    )
+    return None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 1
+    from idgateway.logging import configure_logging
+
+    gw = settings.gateway
+    configure_logging(gw.logging.format, gw.logging.level)
+    url = _redis_url(settings)
+    if url is None:
+        return 1
+
+    async def main() -> None:
+        import asyncio
+
+        from idgateway.delivery._process import run_worker
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, url, stop, only_vendor=args.vendor)
+
+    import asyncio
+
+    asyncio.run(main())
+    return 0
+
+
+def _tenant_of(settings: Settings, given: str | None) -> str | None:
+    if given:
+        if given not in settings.tenants:
+            print(f"no tenant {given!r}", file=sys.stderr)
+            return None
+        return given
+    if len(settings.tenants) == 1:
+        return next(iter(settings.tenants))
+    print(f"several tenants: give --tenant ({', '.join(settings.tenants)})", file=sys.stderr)
+    return None
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 1
+    tenant_id = _tenant_of(settings, args.tenant)
+    url = _redis_url(settings)
+    if tenant_id is None or url is None:
+        return 1
+    import asyncio
+
+    from idgateway.delivery import dead_ids, enable_vendor, list_deliveries, replay
+    from idgateway.store import Scripts, connect
+    from idgateway.tenancy import Tenant
+
+    tenant = Tenant.build(settings.tenants[tenant_id])
+
+    async def main() -> int:
+        client = connect(url, cluster=settings.gateway.redis.cluster)
+        try:
+            if args.deliveries_command == "list":
+                page = await list_deliveries(
+                    client, tenant, status=args.status, vendor=args.vendor, limit=args.limit
+                )
+                rows = [("id", "vendor", "record", "status", "attempts", "last status", "last error")]
+                for item in page.items:
+                    rows.append(
+                        (
+                            item.id or "-",
+                            item.vendor,
+                            item.record_id,
+                            item.status,
+                            str(item.attempts),
+                            str(item.last_status or "-"),
+                            (item.last_error or "-")[:60],
+                        )
+                    )
+                widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+                for row in rows:
+                    print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+                print(f"{len(page.items)} deliveries ({args.status})")
+                return 0
+            if args.deliveries_command == "replay":
+                scripts = Scripts.register(client)
+                ids = list(args.ids)
+                if args.all_dead:
+                    ids += await dead_ids(client, tenant.id, args.vendor)
+                if not ids:
+                    print("nothing to replay (give IDs or --all-dead)", file=sys.stderr)
+                    return 1
+                missing = 0
+                for delivery in ids:
+                    done = await replay(scripts, tenant.id, delivery)
+                    if done is None:
+                        missing += 1
+                        print(f"{delivery}: no such dead delivery", file=sys.stderr)
+                    else:
+                        print(f"{delivery}: queued again for {done[0]} ({done[1]})")
+                return 1 if missing else 0
+            was = await enable_vendor(client, tenant.id, args.vendor)
+            print(f"{args.vendor}: enabled" + ("" if was else " (it was not disabled)"))
+            return 0
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idgateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,7 +248,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="API worker processes")
+    serve.add_argument(
+        "--no-worker", action="store_true", help="do not run a delivery worker in-process"
+    )
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a delivery worker")
+    worker.add_argument("--config", default=config_default)
+    worker.add_argument("--vendor", help="deliver to this vendor only (name or adapter)")
+    worker.set_defaults(func=cmd_worker)
+
+    deliveries = sub.add_parser("deliveries", help="inspect and replay deliveries")
+    deliveries.add_argument("--config", default=config_default)
+    deliveries.add_argument("--tenant", help="tenant id (needed when there are several)")
+    dsub = deliveries.add_subparsers(dest="deliveries_command", required=True)
+    dlist = dsub.add_parser("list", help="dead letters (default), queued or in-flight jobs")
+    dlist.add_argument("--status", choices=["dead", "queued", "in_flight"], default="dead")
+    dlist.add_argument("--vendor")
+    dlist.add_argument("--limit", type=int, default=100)
+    dreplay = dsub.add_parser("replay", help="put dead deliveries back in the queue")
+    dreplay.add_argument("ids", nargs="*", metavar="ID")
+    dreplay.add_argument("--all-dead", action="store_true")
+    dreplay.add_argument("--vendor", help="with --all-dead: only this vendor's")
+    denable = dsub.add_parser("enable", help="enable a vendor disabled by a 410 answer")
+    denable.add_argument("vendor")
+    for p in (dlist, dreplay, denable):
+        p.set_defaults(func=cmd_deliveries)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

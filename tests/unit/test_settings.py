@@ -507,7 +507,7 @@ SHIPPED_SETTINGS = {
     ),
     "gist": 'base_url = "https://api.getgist.com"\ntoken = "t"\n',
     "groove": 'base_url = "https://api.groovehq.com"\ntoken = "t"\n',
-    "crm": 'base_url = "https://crm.acme.test"\ntoken = "t"\ncontact_type = "Lead"\n',
+    "crm": 'base_url = "https://crm.acme.test"\ntoken = "t"\ncontact_type = "cta"\n',
     "webhook": (
         'url = "https://hooks.acme.test/idgw"\n'
         'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\n'
@@ -521,13 +521,15 @@ def vendor_table(adapter: str, settings: str, extra: str = "") -> str:
 
 def test_every_shipped_adapter_with_its_spec_settings_loads(tmp_path: Path) -> None:
     tables = "\n".join(vendor_table(a, s) for a, s in SHIPPED_SETTINGS.items())
-    tables += "\n" + vendor_table("gist", SHIPPED_SETTINGS["gist"], "enabled = false")
+    tables += "\n" + vendor_table(
+        "gist", SHIPPED_SETTINGS["gist"], 'name = "gist-old"\nenabled = false'
+    )
 
     acme = load(make_tree(tmp_path, "", {"acme": tenant_toml(tables=tables)})).tenants["acme"]
 
     assert [v.adapter for v in acme.vendors] == [*SHIPPED_SETTINGS, "gist"]
     assert [v.enabled for v in acme.vendors] == [True] * len(SHIPPED_SETTINGS) + [False]
-    assert acme.vendors[3].settings["contact_type"] == "Lead"
+    assert acme.vendors[3].settings["contact_type"] == "cta"
 
 
 @pytest.mark.parametrize("adapter", sorted(SHIPPED_SETTINGS))
@@ -856,3 +858,35 @@ def test_issue_text_names_file_and_path(tmp_path: Path) -> None:
     text = str(info.value)
     assert str(path.resolve()) in text
     assert "$.server.port" in text
+
+
+@pytest.mark.parametrize(
+    ("adapter", "settings", "key"),
+    [
+        pytest.param("crm", SHIPPED_SETTINGS["crm"].replace('"cta"', '"Lead"'), "contact_type", id="crm-type"),
+        pytest.param("webhook", 'url = "https://hooks.acme.test/x"\nsecret = "plain"\n', "secret", id="webhook-secret"),
+        pytest.param("gist", 'base_url = "ftp://api.getgist.com"\ntoken = "t"\n', "base_url", id="url-scheme"),
+        pytest.param("gist", 'base_url = "https://api.getgist.com"\ntoken = 5\n', "token", id="type"),
+    ],
+)
+def test_adapter_settings_are_checked_against_the_manifest(
+    tmp_path: Path, adapter: str, settings: str, key: str
+) -> None:
+    path = make_tree(tmp_path, "", {"acme": tenant_toml(tables=vendor_table(adapter, settings))})
+
+    issue = find_issue(issues_of(path), tenant_file(tmp_path), f"$.vendors[0].settings.{key}")
+
+    assert "plain" not in str(issue)  # a secret's value never appears in an error
+
+
+def test_unknown_adapter_is_an_error(tmp_path: Path) -> None:
+    path = make_tree(tmp_path, "", {"acme": tenant_toml(tables=vendor_table("intercom", 'token = "t"\n'))})
+
+    find_issue(issues_of(path), tenant_file(tmp_path), "$.vendors[0].adapter")
+
+
+def test_two_vendors_with_one_name_is_an_error(tmp_path: Path) -> None:
+    tables = vendor_table("gist", SHIPPED_SETTINGS["gist"]) + vendor_table("gist", SHIPPED_SETTINGS["gist"])
+    path = make_tree(tmp_path, "", {"acme": tenant_toml(tables=tables)})
+
+    find_issue(issues_of(path), tenant_file(tmp_path), "$.vendors[1]")

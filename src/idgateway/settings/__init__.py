@@ -1,7 +1,6 @@
 """Configuration: ``gateway.toml`` plus one TOML file per tenant, decoded into Structs."""
 
 from idgateway.settings._loader import (
-    SHIPPED_ADAPTER_SETTINGS,
     ConfigError,
     ConfigIssue,
     Settings,
@@ -17,7 +16,6 @@ from idgateway.settings._schema import (
 )
 
 __all__ = [
-    "SHIPPED_ADAPTER_SETTINGS",
     "ApiKeyConfig",
     "ConfigError",
     "ConfigIssue",

@@ -23,17 +23,6 @@ from idgateway.settings._schema import GatewayFile, TenantFile, dec_hook
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
 
-# Settings each shipped adapter takes (SPEC §6.1). The delivery layer checks types and
-# secrets against each adapter's manifest; here a typo in a key name is already an error.
-SHIPPED_ADAPTER_SETTINGS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    # adapter: (required, optional)
-    "smooch": (frozenset({"base_url", "app_id", "key"}), frozenset()),
-    "gist": (frozenset({"base_url", "token"}), frozenset()),
-    "groove": (frozenset({"base_url", "token"}), frozenset()),
-    "crm": (frozenset({"base_url", "token"}), frozenset({"contact_type"})),
-    "webhook": (frozenset({"url", "secret"}), frozenset()),
-}
-
 T = TypeVar("T")
 
 
@@ -156,16 +145,27 @@ def _check_tenant(tenant: TenantFile, file: str, base: Path, issues: list[Config
             re.compile(pattern)
         except re.error as exc:
             issues.append(ConfigIssue(file, f"$.blocked_identifiers[{i}]", f"bad pattern: {exc}"))
+    from idgateway.delivery import AdapterLoadError, registry, settings_issues
+
+    try:
+        adapters = registry()
+    except AdapterLoadError as exc:
+        issues.append(ConfigIssue(file, "$.vendors", f"adapters cannot be loaded: {exc}"))
+        adapters = {}
+    names: set[str] = set()
     for i, vendor in enumerate(tenant.vendors):
         vpath = f"$.vendors[{i}]"
-        known = SHIPPED_ADAPTER_SETTINGS.get(vendor.adapter)
-        if known is None:
-            continue  # third-party adapters are checked against their manifest by delivery
-        required, optional = known
-        for key in sorted(set(vendor.settings) - required - optional):
-            issues.append(ConfigIssue(file, f"{vpath}.settings.{key}", "unknown setting"))
-        for key in sorted(required - set(vendor.settings)):
-            issues.append(ConfigIssue(file, f"{vpath}.settings", f"missing setting `{key}`"))
+        name = vendor.name or vendor.adapter
+        if name in names:
+            issues.append(ConfigIssue(file, vpath, f"two vendors named {name!r}: give `name`"))
+        names.add(name)
+        kind = adapters.get(vendor.adapter)
+        if kind is None:
+            known = ", ".join(sorted(adapters))
+            issues.append(ConfigIssue(file, f"{vpath}.adapter", f"unknown adapter (known: {known})"))
+            continue
+        for key, message in settings_issues(kind, vendor.settings):
+            issues.append(ConfigIssue(file, f"{vpath}.settings.{key}", message))
     if tenant.profile is not None:
         template = _resolve(base, tenant.profile.template)
         tenant.profile.template = template

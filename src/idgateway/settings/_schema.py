@@ -77,6 +77,8 @@ class DeliverySection(Base):
     retry_schedule: list[Duration] = msgspec.field(default_factory=_default_schedule)
     timeout: Duration = Duration(15.0)
     concurrency: Annotated[int, Meta(ge=1, le=10_000)] = 64
+    # Changes to one record within this window reach a vendor as one delivery.
+    coalesce_window: Duration = Duration(0.25)
 
 
 class TenantsSection(Base):
@@ -163,7 +165,7 @@ class CompatConfig(Base):
 
 class VendorConfig(Base):
     adapter: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]
-    name: str | None = None
+    name: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,62}$")] | None = None
     enabled: bool = True
     settings: dict[str, Any] = msgspec.field(default_factory=dict)
 

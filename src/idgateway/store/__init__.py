@@ -4,7 +4,7 @@ See :mod:`idgateway.store._keys` for the key map.
 """
 
 from idgateway.store._connection import connect
-from idgateway.store._embedded import DataDirInUse, EmbeddedValkey
+from idgateway.store._embedded import DataDirInUse, EmbeddedValkey, socket_path
 from idgateway.store._keys import BUCKETS, TenantKeys, bucket
 from idgateway.store._records import (
     Namespace,
@@ -29,5 +29,6 @@ __all__ = [
     "TenantKeys",
     "bucket",
     "connect",
+    "socket_path",
     "kind_field",
 ]

@@ -30,6 +30,18 @@ TUNING: dict[str, str] = {
 }
 
 
+def socket_path(data_dir: str | Path) -> Path:
+    """Where the embedded server of ``data_dir`` listens. A path too long for a unix socket
+    moves to a folder derived from the data dir, so the next start (or a worker, or the CLI)
+    finds the same one."""
+    folder = Path(data_dir).resolve()
+    socket = folder / "valkey.sock"
+    if len(str(socket)) > _MAX_SOCKET_PATH:
+        digest = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+        socket = Path(tempfile.gettempdir()) / f"idgw-{digest}" / "valkey.sock"
+    return socket
+
+
 class DataDirInUse(RuntimeError):
     """Another running gateway owns this data dir (and its embedded server)."""
 
@@ -42,14 +54,11 @@ class EmbeddedValkey:
     def __init__(self, data_dir: str, appendfsync: Literal["always", "everysec"]) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        socket = self.data_dir / "valkey.sock"
+        socket = socket_path(self.data_dir)
         self._socket_dir: Path | None = None
-        if len(str(socket)) > _MAX_SOCKET_PATH:
-            # Derived from the data dir, so the next start finds a server this one orphaned.
-            digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
-            self._socket_dir = Path(tempfile.gettempdir()) / f"idgw-{digest}"
+        if socket.parent != self.data_dir:
+            self._socket_dir = socket.parent
             self._socket_dir.mkdir(mode=0o700, exist_ok=True)
-            socket = self._socket_dir / "valkey.sock"
         self.socket = socket
         self._lock: IO[str] | None = None
         self._server = ValkeyServer(

@@ -28,7 +28,19 @@ key                        type    holds
                                    ``null`` removes), ``tc.`` / ``to.`` their inferred types
 ``…:cs:<contact id>``      hash    the contact's sessions: session id → ``1`` (reverse index,
                                    so deleting or merging a contact finds its sessions)
-``…:outbox``               stream  change events: ``type``, ``id``, ``v`` (record version)
+``…:outbox``               stream  change events: ``type``, ``id``, ``v`` (record version);
+                                   one consumer group per vendor; trimmed below what every
+                                   group has finished
+``…:tomb:<record id>``     string  a deleted record's identifiers and vendor refs (JSON, 30 d)
+``…:q:<vendor>``           zset    delivery queue: record id → due time (ms)
+``…:f:<vendor>``           zset    in flight: record id → lease expiry (ms)
+``…:dirty:<vendor>``       set     records changed while in flight (queued again after)
+``…:jobs:<vendor>``        hash    record id → retry state (JSON: attempts, first attempt, …)
+``…:dv:<vendor>``          hash    record id → version last delivered
+``…:dead``                 stream  dead letters (vendor, event, record_id, attempts, …)
+``…:deadix``               hash    delivery id → dead-letter stream id
+``…:deadn``                hash    vendor → dead letters waiting
+``…:vstate``               hash    vendor → JSON state (disabled after a 410, and why)
 =========================  ======  ==========================================================
 """
 
@@ -83,6 +95,14 @@ class TenantKeys:
 
     def contact_sessions(self, ulid: str) -> str:
         return f"{self.prefix}cs:{ulid}"
+
+    def vendor_key(self, kind: str, vendor: str) -> str:
+        """``q``, ``f``, ``dirty``, ``jobs`` or ``dv`` key of one vendor."""
+        return f"{self.prefix}{kind}:{vendor}"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}dead"
 
     @property
     def merged(self) -> str:

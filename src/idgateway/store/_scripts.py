@@ -44,6 +44,11 @@ class Scripts:
     delete: AsyncScript
     merge: AsyncScript
     lookup: AsyncScript
+    deliver_schedule: AsyncScript
+    deliver_claim: AsyncScript
+    deliver_complete: AsyncScript
+    deliver_replay: AsyncScript
+    deliver_trim: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:
@@ -53,4 +58,9 @@ class Scripts:
             delete=client.register_script(_source("delete")),
             merge=client.register_script(_source("merge")),
             lookup=client.register_script(_source("lookup")),
+            deliver_schedule=client.register_script(_read("deliver_schedule")),
+            deliver_claim=client.register_script(_read("deliver_claim")),
+            deliver_complete=client.register_script(_read("deliver_complete")),
+            deliver_replay=client.register_script(_read("deliver_replay")),
+            deliver_trim=client.register_script(_read("deliver_trim")),
         )

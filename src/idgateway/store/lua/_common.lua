@@ -66,5 +66,21 @@ local function hash_to_table(flat)
   return t
 end
 
+-- What a deleted record leaves for the vendors that still have to hear of it: its
+-- identifiers and vendor refs, kept 30 days (SPEC §6: deletes use vendor refs).
+local TOMBSTONE_SECONDS = 2592000
+local function tombstone(P, full_id, old)
+  local t = {id = full_id, version = tonumber(old['_v'] or '0') + 1, vendor_refs = {}}
+  for _, hf in ipairs({'external_id', 'email', 'phone', 'facebook', 'twitter'}) do
+    if old[hf] then t[hf] = cjson.decode(old[hf]) end
+  end
+  local has_refs = false
+  for hf, v in pairs(old) do
+    if string.sub(hf, 1, 2) == 'r.' then t.vendor_refs[string.sub(hf, 3)] = v; has_refs = true end
+  end
+  if not has_refs then t.vendor_refs = nil end
+  redis.call('SET', P .. 'tomb:' .. full_id, cjson.encode(t), 'EX', TOMBSTONE_SECONDS)
+end
+
 local PREFIX_OF = {c = 'c_', o = 'co_'}
 local ETYPE_OF = {c = 'contact', o = 'company'}

@@ -15,6 +15,7 @@ for _, co in ipairs(old['_co'] and cjson.decode(old['_co']) or {}) do
     emit(P, 'company.upserted', 'co_' .. co, redis.call('HINCRBY', ckey, '_v', 1))
   end
 end
+tombstone(P, 'c_' .. id, old)
 redis.call('DEL', key)
 -- Its browser sessions go with it (SPEC §5.3).
 local sessions = P .. 'cs:' .. id

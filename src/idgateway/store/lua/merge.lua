@@ -85,6 +85,7 @@ local args = {'_u', now}
 for hf, v in pairs(writes) do table.insert(args, hf); table.insert(args, v) end
 redis.call('HSET', ikey, unpack(args))
 for _, kv in pairs(id_values(spec, cur)) do ix_set(P, 'c', kv[1], kv[2], into) end
+tombstone(P, 'c_' .. from, b)
 redis.call('DEL', fkey)
 redis.call('HSET', P .. 'merged', from, into)
 -- Sessions bound to `from` now follow `into`.

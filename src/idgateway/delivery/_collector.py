@@ -1,0 +1,73 @@
+"""Outbox lag, retry depth, in-flight and dead letters per vendor, read from Redis when
+``/metrics`` is scraped (any process can answer, whether or not it runs a worker)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import redis
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from idgateway.store import TenantKeys
+
+if TYPE_CHECKING:
+    from idgateway.settings import Settings
+
+
+class DeliveryCollector(Collector):
+    def __init__(self, settings: Settings, redis_url: str, cache_seconds: float = 2.0) -> None:
+        self._lanes = [
+            (t.id, v.name or v.adapter)
+            for t in settings.tenants.values()
+            for v in t.vendors
+            if v.enabled
+        ]
+        self._url = redis_url
+        self._client: redis.Redis | None = None
+        self._cache: tuple[float, list[GaugeMetricFamily]] = (0.0, [])
+        self._cache_seconds = cache_seconds
+
+    def _read(self) -> list[GaugeMetricFamily]:
+        lag = GaugeMetricFamily("idgw_outbox_lag", "Outbox events a vendor has not read yet", labels=["tenant", "vendor"])
+        queued = GaugeMetricFamily("idgw_delivery_queue", "Jobs waiting (due now or retrying later)", labels=["tenant", "vendor"])
+        flight = GaugeMetricFamily("idgw_delivery_in_flight", "Jobs being delivered", labels=["tenant", "vendor"])
+        retrying = GaugeMetricFamily("idgw_delivery_retry_depth", "Jobs waiting for a retry", labels=["tenant", "vendor"])
+        dead = GaugeMetricFamily("idgw_dead_letters", "Dead letters waiting for an operator", labels=["tenant", "vendor"])
+        if self._client is None:
+            self._client = redis.Redis.from_url(self._url, socket_timeout=2)
+        for tenant, vendor in self._lanes:
+            keys = TenantKeys(tenant)
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zcard(keys.vendor_key("q", vendor))
+            pipe.zcard(keys.vendor_key("f", vendor))
+            pipe.hlen(keys.vendor_key("jobs", vendor))
+            pipe.hget(f"{keys.prefix}deadn", vendor)
+            pipe.xinfo_groups(keys.outbox)
+            try:
+                q, f, jobs, deadn, groups = pipe.execute(raise_on_error=False)
+            except (redis.RedisError, OSError):
+                continue
+            group_lag = 0
+            if isinstance(groups, list):
+                for g in groups:
+                    if g.get("name") in (vendor, vendor.encode()):
+                        group_lag = int(g.get("lag") or 0)
+            lag.add_metric([tenant, vendor], group_lag)
+            queued.add_metric([tenant, vendor], int(q) if isinstance(q, int) else 0)
+            flight.add_metric([tenant, vendor], int(f) if isinstance(f, int) else 0)
+            retrying.add_metric([tenant, vendor], int(jobs) if isinstance(jobs, int) else 0)
+            dead.add_metric([tenant, vendor], int(deadn or 0) if not isinstance(deadn, Exception) else 0)
+        return [lag, queued, flight, retrying, dead]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stamp, cached = self._cache
+        if time.monotonic() - stamp > self._cache_seconds:
+            try:
+                cached = self._read()
+            except (redis.RedisError, OSError):
+                cached = []
+            self._cache = (time.monotonic(), cached)
+        yield from cached

@@ -1,0 +1,17 @@
+"""Delivery metrics counted where deliveries run; queue depths come from
+:class:`~idgateway.delivery.DeliveryCollector` at scrape time."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+DELIVERIES = Counter(
+    "idgw_deliveries",
+    "Delivery attempts by outcome: ok, skip, retry, dead, disabled, release",
+    ["tenant", "vendor", "outcome"],
+)
+DELIVERY_SECONDS = Histogram(
+    "idgw_delivery_duration_seconds",
+    "Time to run one delivery (all of its vendor requests)",
+    ["vendor"],
+)
