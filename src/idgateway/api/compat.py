@@ -93,12 +93,16 @@ def _token_digest(token: str) -> bytes:
 @get("/groove/custom-profile", summary="Groove Custom Profile webhook source", media_type="application/json")
 async def groove_custom_profile(
     request: Request[Any, Any, Any],
-    email: Annotated[str, Parameter(description="the customer's email")],
-    api_token: Annotated[str, Parameter(description="the tenant's compat.groove_api_token")],
+    email: Annotated[str | None, Parameter(description="the customer's email")] = None,
+    api_token: Annotated[
+        str | None, Parameter(description="the tenant's compat.groove_api_token")
+    ] = None,
 ) -> Response[dict[str, Any]]:
     """Groove's servers call this with ``email`` and ``api_token`` only (seed 001), so the
     token alone names the tenant; a secret key, when sent, must belong to the same tenant."""
     gw = gateway_of(request)
+    if not api_token:
+        raise Unauthorized("the api_token query parameter is required")
     tenant = gw.groove_tokens.get(_token_digest(api_token))
     if tenant is None:
         raise Unauthorized("unknown api_token")
@@ -108,6 +112,8 @@ async def groove_custom_profile(
         )
         if principal.tenant_id != tenant.id:
             raise Forbidden("the key and the api_token belong to different tenants")
+    if email is None:
+        raise ValidationFailed([Violation("query:email", "required", "give the email to look up")])
     try:
         value = normalize_email(email)
     except InvalidValue as exc:

@@ -74,6 +74,9 @@ def translate_gist(req: GistIdentify, contacts: Registry) -> Translated:
         if canonical in READ_ONLY["contact"] and canonical not in STANDARD_KEYS["contact"]:
             violations.append(Violation(path, "read_only", f"{key!r} cannot be set"))
             continue
+        if canonical == "external_id" and req.user_id and str(value) != req.user_id:
+            violations.append(Violation(path, "conflicting_values", "differs from user_id"))
+            continue
         inputs.append(FieldInput(canonical, value, path))
     change, found = validate(
         contacts,

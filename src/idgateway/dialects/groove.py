@@ -137,9 +137,9 @@ def _identify_step(
         out.violations.append(Violation(f"{base}.value", "one_value", "identify with one value"))
         return None
     spec = registry.fields[key]
-    on_create = None
-    if spec.is_list:  # a found record keeps its list; a new one starts with this value
-        on_create = {spec.hfield: change.sets.pop(spec.hfield)}
+    # The value only names the record: one that is found keeps its own fields (the value may
+    # be a secondary email of it); one that is created starts with the value.
+    on_create = {spec.hfield: change.sets.pop(spec.hfield)}
     op = RecordOp(ns, change, registry, on_create=on_create)
     out.steps.append({"op": "identify", **op.to_json()})
     return change.lookups[0][1]

@@ -24,10 +24,11 @@ _UNSET: Any = msgspec.UNSET
 class SmoochAppUserUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """The body of Smooch's Update App User."""
 
-    givenName: str | None | msgspec.UnsetType = _UNSET  # noqa: N815 (Smooch's own names)
-    surname: str | None | msgspec.UnsetType = _UNSET
-    email: str | None | msgspec.UnsetType = _UNSET
-    signedUpAt: str | int | float | None | msgspec.UnsetType = _UNSET  # noqa: N815
+    # Any: a wrong value type is a violation (422) of the field rules, not a wrong shape.
+    givenName: Any = _UNSET  # noqa: N815 (Smooch's own names)
+    surname: Any = _UNSET
+    email: Any = _UNSET
+    signedUpAt: Any = _UNSET  # noqa: N815
     properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -87,7 +88,8 @@ def app_user(contact: Contact) -> SmoochAppUserResponse:
             givenName=contact.first_name,
             surname=contact.last_name,
             email=contact.email,
-            signedUpAt=contact.signed_up_at,
+            # seed 004: "If not customized, ... the date the user was created"
+            signedUpAt=contact.signed_up_at or contact.created_at,
             properties=scalars,
         )
     )
