@@ -187,7 +187,7 @@ class Lane:
     @property
     def lease_ms(self) -> int:
         # long enough for a multi-request plan at the full timeout each
-        return int(self.config.timeout * 1000 * 4) + 30_000
+        return int(self.config.timeout * 1000 * 4) + 5_000
 
     # --- ingest -----------------------------------------------------------------------------
 
