@@ -3,7 +3,9 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir -c constraints.txt . && useradd --system idgw
+COPY vendors ./vendors
 COPY config ./config
+ENV IDGW_VENDORS_DIR=/app/vendors
 USER idgw
 EXPOSE 8080
 ENTRYPOINT ["idgateway"]
