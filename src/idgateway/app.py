@@ -23,10 +23,13 @@ from idgateway.api.auth import KeyRing
 from idgateway.api.health import healthz, readyz
 from idgateway.api.compat import compat_router
 from idgateway.api.deliveries import deliveries_router
+from idgateway.api.profiles import profiles_router
 from idgateway.api.records import records_router
 from idgateway.api.sessions import sessions_router
 from idgateway.delivery._collector import DeliveryCollector
 from idgateway.delivery._process import run_worker as run_delivery
+from idgateway.net import GuardedClient
+from idgateway.profiles import ProfileService
 from idgateway.settings import Settings, load_settings
 from idgateway.store import RecordStore, Scripts, connect
 from idgateway.tenancy import build_tenants
@@ -69,6 +72,8 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
         client = connect(redis_url, cluster=settings.gateway.redis.cluster)
         gateway.client = client
         gateway.store = RecordStore(client, Scripts.register(client))
+        http = GuardedClient(timeout=settings.gateway.delivery.timeout)
+        gateway.profiles = ProfileService(client, http)
         stop = asyncio.Event()
         worker = asyncio.create_task(run_delivery(settings, redis_url, stop)) if run_worker else None
         try:
@@ -77,6 +82,8 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             stop.set()
             if worker is not None:
                 await worker  # finishes or releases deliveries in flight
+            await gateway.profiles.close()
+            await http.aclose()
             gateway.store = None
             await client.aclose()
 
@@ -90,6 +97,7 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             sessions_router,
             compat_router,
             deliveries_router,
+            profiles_router,
             MetricsController,
         ],
         middleware=[prometheus.middleware],

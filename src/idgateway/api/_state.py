@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from litestar import Request
 
     from idgateway.api.auth import KeyRing
+    from idgateway.profiles import ProfileService
     from idgateway.settings import Settings
     from idgateway.store import RecordStore
     from idgateway.tenancy import Tenant
@@ -25,12 +26,18 @@ class Gateway:
     groove_tokens: dict[bytes, Tenant] = field(default_factory=dict)  # sha256(token) → tenant
     store: RecordStore | None = None
     client: Any = field(default=None)
+    profiles: ProfileService | None = None
 
     def tenant(self, tenant_id: str) -> Tenant:
         tenant = self.tenants.get(tenant_id)
         if tenant is None:  # a key whose tenant vanished on reload
             raise NotFound("no such tenant")
         return tenant
+
+    def profile_service(self) -> ProfileService:
+        if self.profiles is None:
+            raise Unavailable("the store is not connected")
+        return self.profiles
 
     def records(self) -> RecordStore:
         if self.store is None:

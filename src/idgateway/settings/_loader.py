@@ -172,23 +172,11 @@ def _check_tenant(tenant: TenantFile, file: str, base: Path, issues: list[Config
         if not Path(template).is_file():
             issues.append(ConfigIssue(file, "$.profile.template", f"no such file: {template}"))
         else:
-            problem = _template_syntax_error(Path(template))
+            from idgateway.profiles import syntax_error
+
+            problem = syntax_error(Path(template))
             if problem:
                 issues.append(ConfigIssue(file, "$.profile.template", problem))
-
-
-def _template_syntax_error(path: Path) -> str | None:
-    """The Liquid syntax error of a template as ``file:line:column message``, or None."""
-    from liquid import Environment
-    from liquid.exceptions import LiquidError
-
-    try:
-        Environment().from_string(path.read_text(encoding="utf-8"), path=str(path))
-    except LiquidError as exc:
-        return " ".join(str(exc).split("\n", 2)[:2]).replace("  -> ", "at ")
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"cannot read template: {exc}"
-    return None
 
 
 def load_settings(config_path: str | os.PathLike[str]) -> Settings:
