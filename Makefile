@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check install lock clean
+.PHONY: run test check bench install lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: $(STAMP)
 ## test: the whole suite (unit, integration, e2e) on an embedded Valkey, or REDIS_URL
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## bench: every SPEC §11 figure beside a baseline (BENCH_SECONDS per scenario, default 20)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 ## check: validate the example configuration
 check: $(STAMP)
