@@ -519,3 +519,40 @@ def test_the_outbox_is_trimmed_once_everything_is_delivered(tmp_path: Path, redi
         )
         wait_until(lambda: dg.redis.xlen(outbox) < before, timeout=20, interval=0.5, what="the outbox trimmed")
         assert dg.redis.xlen(outbox) == 0
+
+
+def test_several_workers_share_the_lanes_without_reordering_or_doubling(tmp_path: Path, redis_url: str) -> None:
+    """Any number of workers on one Redis (SPEC §6, §10): every change delivered, per record
+    in order, no version twice."""
+    with delivery_gateway(tmp_path, redis_url, ["webhook"], extra_args=("--no-worker",)) as dg:
+        env = {k: v for k, v in os.environ.items() if k not in ("IDGW_CONFIG", "IDGW_REDIS_URL")}
+        workers: list[subprocess.Popen[bytes]] = []
+        try:
+            for n in range(2):
+                with (tmp_path / f"worker-{n}.log").open("ab") as out:
+                    workers.append(
+                        subprocess.Popen(
+                            [sys.executable, "-m", "idgateway", "worker", "--config", str(dg.config)],
+                            stdout=out, stderr=subprocess.STDOUT, env=env,
+                        )
+                    )
+            users = [uniq("u") for _ in range(15)]
+            ids = {u: dg.identify(user_id=u, traits={"email": uniq_email(), "n": 0})["contact"]["id"] for u in users}
+            for i in range(1, 4):
+                for u in users:
+                    dg.identify(user_id=u, traits={"n": i})
+                time.sleep(0.15)
+            hook = dg.emulators["webhook"]
+            for u in users:
+                wait_version(hook, ids[u], 4, timeout=30)
+            time.sleep(0.5)
+            for u in users:
+                versions = [r.json()["data"]["version"] for r in for_record(hook, ids[u])]
+                assert all(a < b for a, b in zip(versions, versions[1:], strict=False)), versions
+                assert versions[-1] == 4
+            assert all(w.poll() is None for w in workers)
+        finally:
+            for w in workers:
+                if w.poll() is None:
+                    w.kill()
+                w.wait(timeout=10)

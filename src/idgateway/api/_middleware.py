@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import structlog
@@ -13,20 +14,22 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("idgateway.access")
+_stdlib = logging.getLogger("idgateway.access")
+SLOW_SECONDS = 1.0
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
 
 def request_context(app: ASGIApp) -> ASGIApp:
     """Bind ``request_id`` (from ``X-Request-Id`` when sane, else new) for the request's logs,
     echo it in the response, and log method, path (no query: it may hold emails), status and
-    duration."""
+    duration: 2xx/3xx at debug, 4xx/5xx at info, any request over a second at warning."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
-        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex.encode()
+        rid = given if given and _REQUEST_ID.match(given) else os.urandom(8).hex().encode()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=rid.decode())
         status = 500
@@ -42,12 +45,22 @@ def request_context(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            seconds = time.perf_counter() - started
+            # Successful requests are logged at debug: one JSON line per request costs more
+            # than an identify's validation. Refusals at info, slow requests at warning.
+            level = (
+                logging.WARNING if seconds > SLOW_SECONDS
+                else logging.INFO if status >= 400
+                else logging.DEBUG
             )
+            if _stdlib.isEnabledFor(level):
+                log.log(
+                    level,
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(seconds * 1000, 2),
+                )
 
     return middleware

@@ -51,19 +51,7 @@ class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
     from_: str = msgspec.field(name="from")
 
 
-def require_secret_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    principal = gateway_of(connection).keys.authenticate(  # type: ignore[arg-type]
-        connection.headers.get("authorization"),
-        connection.headers.get("x-idgw-key"),
-        allow_publishable=False,
-    )
-    connection.state.principal = principal
-    structlog.contextvars.bind_contextvars(tenant=principal.tenant_id)
-
-
-def require_json_body(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
+def check_json_body(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     """A body declared as anything but JSON is refused (SPEC §5: JSON in and out). Besides
     clarity this keeps out bodies browsers send cross-origin without a CORS preflight."""
     if connection.scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS"):
@@ -74,6 +62,21 @@ def require_json_body(
     media = declared.split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise Malformed(f"send the body as `Content-Type: application/json`, not {media!r}")
+
+
+async def require_secret_key(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """The guard of every secret-key endpoint: key first (401/403 before any body is read),
+    then the body's media type. Async, so Litestar calls it inline, not in a thread."""
+    principal = gateway_of(connection).keys.authenticate(  # type: ignore[arg-type]
+        connection.headers.get("authorization"),
+        connection.headers.get("x-idgw-key"),
+        allow_publishable=False,
+    )
+    connection.state.principal = principal
+    structlog.contextvars.bind_contextvars(tenant=principal.tenant_id)
+    check_json_body(connection)
 
 
 def provide_tenant(request: Request[Any, Any, Any]) -> Tenant:
@@ -248,7 +251,7 @@ records_router = Router(
         get_company,
         find_company,
     ],
-    guards=[require_secret_key, require_json_body],
+    guards=[require_secret_key],
     dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
     tags=["records"],
 )

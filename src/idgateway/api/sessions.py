@@ -15,7 +15,7 @@ from litestar.params import Body
 from litestar.router import Router
 
 from idgateway.api._state import gateway_of
-from idgateway.api.records import provide_tenant, require_json_body
+from idgateway.api.records import check_json_body, provide_tenant
 from idgateway.dialects.groove import SESSION_ID_PATTERN, CallsRequest, translate_calls
 from idgateway.errors import Forbidden, Malformed, NotFound, ValidationFailed
 from idgateway.model import (
@@ -50,7 +50,7 @@ class CallsResponse(msgspec.Struct):
     discarded: list[str]
 
 
-def require_session_key(
+async def require_session_key(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     gw = gateway_of(connection)  # type: ignore[arg-type]
@@ -65,6 +65,7 @@ def require_session_key(
     if principal.kind == "publishable" and origin is not None:
         if origin not in gw.tenant(principal.tenant_id).config.allowed_origins:
             raise Forbidden("this origin is not allowed for this key")
+    check_json_body(connection)
 
 
 def _session_id(value: str) -> str:
@@ -157,7 +158,7 @@ async def logout(request: Request[Any, Any, Any], tenant: Tenant, session_id: st
 sessions_router = Router(
     path="/v1/sessions",
     route_handlers=[session_calls, get_session, logout],
-    guards=[require_session_key, require_json_body],
+    guards=[require_session_key],
     dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
     tags=["sessions"],
 )

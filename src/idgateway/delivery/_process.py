@@ -50,8 +50,6 @@ async def run_worker(
     reader = connect(redis_url, cluster=cluster, socket_timeout=None, health_check_interval=0)
     scripts = Scripts.register(client)
     delivery = settings.gateway.delivery
-    http = GuardedClient(timeout=delivery.timeout, max_connections=max(10, delivery.concurrency))
-    slots = asyncio.Semaphore(delivery.concurrency)
     adapters = registry()
     consumer = consumer_name()
     lanes: list[Lane] = []
@@ -72,18 +70,25 @@ async def run_worker(
                     client=client,
                     reader=reader,
                     scripts=scripts,
-                    http=http,
+                    http=None,  # type: ignore[arg-type]  (set below, once lanes are counted)
                     config=delivery,
                     consumer=consumer,
                     peers=peers or ("#tail:100000",),
                     coalesce_ms=int(delivery.coalesce_window * 1000),
                 )
             )
+    # Each lane has its own `concurrency` deliveries in flight; the client is sized for all of
+    # them, so a vendor that hangs on every request cannot take another vendor's capacity.
+    http = GuardedClient(
+        timeout=delivery.timeout, max_connections=max(10, delivery.concurrency * max(1, len(lanes)))
+    )
+    for lane in lanes:
+        lane.http = http
     log.info("worker started", lanes=len(lanes), consumer=consumer)
     quiet = [t.id for t in build_tenants(settings).values() if not any(v.enabled for v in t.config.vendors)]
     try:
         await asyncio.gather(
-            *(lane.run(stop, slots) for lane in lanes),
+            *(lane.run(stop) for lane in lanes),
             _trim_quiet_tenants(quiet, client, scripts, stop),
             stop.wait(),
         )

@@ -262,7 +262,7 @@ class Lane:
         self._disabled, self._disabled_until_check = True, time.monotonic() + 2.0
         log.warning("vendor disabled", vendor=self.vendor, reason=reason)
 
-    async def dispatch(self, stop: asyncio.Event, slots: asyncio.Semaphore) -> None:
+    async def dispatch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 if await self._is_disabled():
@@ -277,7 +277,7 @@ class Lane:
                     args=[self.keys.prefix, self.vendor, now_ms(), self.lease_ms, min(free, 200)],
                 )
                 for job in jobs:
-                    task = asyncio.create_task(self._run(job, slots))
+                    task = asyncio.create_task(self._run(job))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
                 if jobs:
@@ -292,11 +292,10 @@ class Lane:
                 log.warning("claim failed; retrying", vendor=self.vendor, error=str(exc))
                 await _sleep(stop, 1.0)
 
-    async def _run(self, job: list[Any], slots: asyncio.Semaphore) -> None:
+    async def _run(self, job: list[Any]) -> None:
         rec = job[0].decode()
         try:
-            async with slots:
-                result = await self.deliver(job)
+            result = await self.deliver(job)
         except asyncio.CancelledError:
             result = Result(rec, "release")
             self._finish(result)
@@ -516,11 +515,11 @@ class Lane:
             except (RedisError, OSError) as exc:
                 log.warning("outbox trim failed", error=str(exc))
 
-    async def run(self, stop: asyncio.Event, slots: asyncio.Semaphore) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
         log.info("lane started", tenant=self.tenant.id, vendor=self.vendor)
         loops = [
             asyncio.create_task(self.ingest(stop)),
-            asyncio.create_task(self.dispatch(stop, slots)),
+            asyncio.create_task(self.dispatch(stop)),
             asyncio.create_task(self.housekeeping(stop)),
         ]
         completer = asyncio.create_task(self.complete(stop))
