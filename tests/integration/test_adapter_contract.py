@@ -500,6 +500,31 @@ def test_a_delete_reaches_the_adapters_that_take_it(dg: DeliveryGateway, vendor:
         assert key_of(request) not in {key_of(r) for r in upserts}
 
 
+def test_a_refused_delete_is_retried_with_the_same_key(dg: DeliveryGateway, vendor: str) -> None:
+    """SPEC §6 Retries: a 5xx answer to an erasure is retried like any other delivery."""
+    contact = dg.identify(user_id=uniq("u"), traits=traits(uniq_email(), uniq_phone()))["contact"]
+    wait_delivered(dg, vendor, contact["id"], contact["version"])
+    contact = fetch(dg, contact["id"])
+    upserts = requests_for(dg, vendor, contact)
+
+    dg.emulators[vendor].fail(Answer(503, {"error": "unavailable"}))
+    assert dg.api.delete(f"/v1/contacts/{contact['id']}").status_code == 204
+    if vendor in DELETES:
+        wait_requests(dg, vendor, contact, len(upserts) + 2)
+    sentinel = dg.identify(user_id=uniq("u"), traits=traits(uniq_email(), uniq_phone()))["contact"]
+    wait_delivered(dg, vendor, sentinel["id"], sentinel["version"])
+
+    deletes = requests_for(dg, vendor, contact)[len(upserts):]
+    if vendor in DELETES:
+        assert len(deletes) == 2
+        assert call_of(deletes[0])[:2] == call_of(deletes[1])[:2]
+        assert key_of(deletes[0]) == key_of(deletes[1])
+    else:
+        assert deletes == []
+        # the erasure sent nothing, so the injected failure fell to the sentinel, which retried
+        assert len(requests_for(dg, vendor, sentinel)) == len(expected_calls(vendor, sentinel)) + 1
+
+
 # --- companies ------------------------------------------------------------------------------------
 
 
