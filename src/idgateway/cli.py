@@ -259,19 +259,29 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--vendor", help="deliver to this vendor only (name or adapter)")
     worker.set_defaults(func=cmd_worker)
 
+    # --config / --tenant go before or after the sub-command: both spellings work.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS)
+    common.add_argument("--tenant", default=argparse.SUPPRESS, help="tenant id (when several)")
     deliveries = sub.add_parser("deliveries", help="inspect and replay deliveries")
     deliveries.add_argument("--config", default=config_default)
     deliveries.add_argument("--tenant", help="tenant id (needed when there are several)")
     dsub = deliveries.add_subparsers(dest="deliveries_command", required=True)
-    dlist = dsub.add_parser("list", help="dead letters (default), queued or in-flight jobs")
+    dlist = dsub.add_parser(
+        "list", help="dead letters (default), queued or in-flight jobs", parents=[common]
+    )
     dlist.add_argument("--status", choices=["dead", "queued", "in_flight"], default="dead")
     dlist.add_argument("--vendor")
     dlist.add_argument("--limit", type=int, default=100)
-    dreplay = dsub.add_parser("replay", help="put dead deliveries back in the queue")
+    dreplay = dsub.add_parser(
+        "replay", help="put dead deliveries back in the queue", parents=[common]
+    )
     dreplay.add_argument("ids", nargs="*", metavar="ID")
     dreplay.add_argument("--all-dead", action="store_true")
     dreplay.add_argument("--vendor", help="with --all-dead: only this vendor's")
-    denable = dsub.add_parser("enable", help="enable a vendor disabled by a 410 answer")
+    denable = dsub.add_parser(
+        "enable", help="enable a vendor disabled by a 410 answer", parents=[common]
+    )
     denable.add_argument("vendor")
     for p in (dlist, dreplay, denable):
         p.set_defaults(func=cmd_deliveries)

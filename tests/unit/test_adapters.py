@@ -341,11 +341,14 @@ def test_smooch_escapes_the_user_id_in_the_path() -> None:
     assert urlsplit(requests[0].url).query == ""
 
 
-def test_smooch_deletes_the_same_app_user_on_erasure() -> None:
+def test_smooch_deletes_the_app_user_by_the_id_it_returned() -> None:
     adapter = build("smooch")
     put, _ = drive(adapter, upserted(), [answer(200, {"appUser": {"_id": "deb920657bbc3adc3fec7963"}})])
     requests, _ = drive(adapter, deleted(smooch="deb920657bbc3adc3fec7963"), [answer(200, {})])
-    assert [(r.method, r.url) for r in requests] == [("DELETE", put[0].url)]
+    # SPEC §6: vendor refs are used for later updates and deletes
+    assert [(r.method, r.url) for r in requests] == [
+        ("DELETE", put[0].url.rsplit("/", 1)[0] + "/deb920657bbc3adc3fec7963")
+    ]
     assert requests[0].headers.get("Authorization") == "Bearer smooch-secret-key"
     assert requests[0].content() is None
 

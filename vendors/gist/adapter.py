@@ -37,7 +37,7 @@ class GistAdapter(Adapter):
                 reports.append(Report(f"properties.{key}", "changed", "datetime as unix seconds"))
                 value = seconds
             properties[key] = value
-        for key in ("first_name", "last_name", "facebook", "twitter"):
+        for key in ("first_name", "last_name", "facebook", "twitter", "secondary_emails"):
             if record.get(key):
                 properties[key] = record[key]
         body: dict[str, Any] = {
@@ -49,7 +49,10 @@ class GistAdapter(Adapter):
             "tags": record.get("tags", []),
             "custom_properties": flat_scalars(properties, reports, max_string=MAX),
         }
-        for key in ("user_id", "email", "name", "phone"):
+        if len(body["user_id"]) >= MAX:  # seed 003: fewer than 255; never cut an identifier
+            reports.append(Report("external_id", "dropped", "longer than Gist's user_id takes"))
+            body["user_id"] = ""
+        for key in ("email", "name", "phone"):
             value = body[key]
             if isinstance(value, str) and len(value) > MAX:
                 reports.append(Report(key, "changed", f"cut to {MAX} characters"))

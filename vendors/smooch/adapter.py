@@ -21,8 +21,10 @@ _MOVED_TO_PROPERTIES = ("phone", "facebook", "twitter", "tags", "secondary_email
 
 class SmoochAdapter(Adapter):
     def _url(self, event: DeliveryEvent) -> str:
+        # The appUser `_id` Smooch gave us wins (SPEC §6: refs are used for later updates and
+        # deletes); before that, the userId: the external id, or the contact id.
         source = event.record if event.record is not None else event.tombstone or {}
-        user = source.get("external_id") or event.record_id
+        user = event.vendor_ref(self.vendor) or source.get("external_id") or event.record_id
         base = str(self.settings["base_url"]).rstrip("/")
         return f"{base}/v1.1/apps/{quote(str(self.settings['app_id']), safe='')}/appusers/{quote(user, safe='')}"
 
@@ -52,7 +54,10 @@ class SmoochAdapter(Adapter):
 
     def plan(self, event: DeliveryEvent) -> Plan:
         if event.kind == "contact.deleted":
-            yield VendorRequest("DELETE", self._url(event), self._headers())
+            answer = yield VendorRequest("DELETE", self._url(event), self._headers())
+            if answer.status == 404:
+                return Outcome(message="already gone at Smooch")
+            expect_ok(answer)
             return Outcome(message="deleted")
         answer = expect_ok(
             (yield VendorRequest("PUT", self._url(event), self._headers(), json=self._body(event, [])))

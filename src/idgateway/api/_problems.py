@@ -105,6 +105,8 @@ def translate(exc: Exception) -> GatewayError:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     err = translate(exc)
-    if err.status >= 500:
+    if not isinstance(exc, GatewayError | HTTPException | UnicodeDecodeError | RecursionError):
         log.error("unhandled error", path=request.url.path, exc_info=exc)
+    elif err.status >= 500:  # an expected failure (a webhook, Redis): no stack trace
+        log.warning("request failed", path=request.url.path, status=err.status, detail=err.detail)
     return problem_response(err)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from idgateway.tenancy import Tenant
 
 Status = Literal["dead", "queued", "in_flight"]
-_SECRET_HEADERS = ("authorization", "token", "key", "secret", "signature")
+_SECRET_HEADERS = ("authorization", "token", "secret", "api-key", "apikey", "x-key")
 
 
 class DeliveryItem(msgspec.Struct):

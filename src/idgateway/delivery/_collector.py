@@ -46,15 +46,19 @@ class DeliveryCollector(Collector):
             pipe.hlen(keys.vendor_key("jobs", vendor))
             pipe.hget(f"{keys.prefix}deadn", vendor)
             pipe.xinfo_groups(keys.outbox)
+            pipe.xlen(keys.outbox)
             try:
-                q, f, jobs, deadn, groups = pipe.execute(raise_on_error=False)
+                q, f, jobs, deadn, groups, length = pipe.execute(raise_on_error=False)
             except (redis.RedisError, OSError):
                 continue
-            group_lag = 0
+            # No group yet (no worker has started): every event in the outbox waits for it.
+            group_lag = int(length) if isinstance(length, int) else 0
             if isinstance(groups, list):
                 for g in groups:
                     if g.get("name") in (vendor, vendor.encode()):
-                        group_lag = int(g.get("lag") or 0)
+                        known = g.get("lag")
+                        # Redis answers no lag when it cannot tell (after trims): count pending.
+                        group_lag = int(known) if known is not None else int(g.get("pending") or 0)
             lag.add_metric([tenant, vendor], group_lag)
             queued.add_metric([tenant, vendor], int(q) if isinstance(q, int) else 0)
             flight.add_metric([tenant, vendor], int(f) if isinstance(f, int) else 0)

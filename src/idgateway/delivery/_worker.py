@@ -327,7 +327,8 @@ class Lane:
                 delivery_id=delivery_id(self.tenant.id, self.vendor, rec, version),
                 record_id=rec,
                 version=version,
-                timestamp=format_epoch_ms(now_ms()),
+                # the time of the change: retries of one delivery carry the same body
+                timestamp=format_epoch_ms(int(stored[b"_u"])),
                 record=record,
                 companies=tuple(
                     {"id": "co_" + c[0].decode(), "name": _json_or_none(c[1]), "domain": _json_or_none(c[2])}

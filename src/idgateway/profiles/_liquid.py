@@ -11,8 +11,11 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from typing import Any
+
 from liquid import Environment, Template
-from liquid.exceptions import LiquidError, ResourceLimitError
+from liquid.builtin.expressions.primitive import RangeLiteral
+from liquid.exceptions import LiquidError, LoopIterationLimitError, ResourceLimitError
 
 
 class ProfileEnvironment(Environment):
@@ -22,6 +25,25 @@ class ProfileEnvironment(Environment):
     context_depth_limit = 20
     block_nesting_limit = 30
 
+
+# A range literal is built whole before any loop counts it: `(1..10000000) | join` would take
+# seconds and a gigabyte without passing the loop cap. python-liquid has no setting for this,
+# so its one range constructor is wrapped (this process renders only our templates).
+_make_range = RangeLiteral._make_range
+
+
+def _capped_range(self: RangeLiteral, start: Any, stop: Any) -> range:
+    made = _make_range(self, start, stop)
+    if len(made) > ProfileEnvironment.loop_iteration_limit:
+        raise LoopIterationLimitError(
+            f"loop iteration limit reached: a range of {len(made)} items is over "
+            f"{ProfileEnvironment.loop_iteration_limit}",
+            token=self.token,
+        )
+    return made
+
+
+RangeLiteral._make_range = _capped_range  # type: ignore[method-assign]
 
 ENV = ProfileEnvironment(autoescape=True)
 _compiled: dict[str, tuple[float, Template]] = {}

@@ -111,12 +111,16 @@ class ProfileService:
     ) -> ProfileData:
         cache_key, lock_key = self._keys(tenant, email)
         wait_ms = int((config.timeout + 2) * 1000)
+        error_key = f"{lock_key}:err"
         if await self.client.set(lock_key, b"1", nx=True, px=wait_ms):
             try:
+                await self.client.delete(error_key)
                 try:
                     data = await self._fetch(tenant, config, email)
                 except WebhookFailed as exc:
                     PROFILE_CACHE.labels("failed").inc()
+                    # Requests waiting in other processes learn why (SPEC §7: say what was wrong).
+                    await self.client.set(error_key, exc.detail.encode(), px=wait_ms)
                     if not cached:
                         raise
                     return ProfileData(
@@ -145,12 +149,14 @@ class ProfileService:
         if now and now.get(b"at") != before:
             PROFILE_CACHE.labels("shared").inc()
             return ProfileData(_decode(now[b"d"]), int(now[b"at"]))
+        raw = await self.client.get(error_key)
+        reason = raw.decode() if raw else "the webhook fetch of another request did not complete"
         if cached:
             return ProfileData(
                 _decode(cached[b"d"]), int(cached[b"at"]), stale=True,
-                warnings=["showing earlier data: the webhook fetch did not complete"],
+                warnings=[f"showing earlier data: {reason}"],
             )
-        raise WebhookFailed("the webhook fetch of another request did not complete")
+        raise WebhookFailed(reason)
 
     async def invalidate(self, tenant: Tenant, email: str) -> None:
         """A new message: the cached data is out of date; fetch again in the background."""
