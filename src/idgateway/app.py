@@ -15,6 +15,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import REGISTRY
 
 from idgateway import __version__
+from idgateway.api._authn import authentication
 from idgateway.api._cors import session_cors
 from idgateway.api._middleware import request_context
 from idgateway.api._problems import handle_exception
@@ -115,13 +116,13 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
 
 
 def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
-    """The app wrapped in plain ASGI middleware: request context and session CORS. Litestar
-    runs its own middleware per route handler, so only a wrapper sees 404/405 answers (request
-    id, log line) and error answers of the session endpoints (CORS headers)."""
+    """The app wrapped in plain ASGI middleware: request context, session CORS, API keys.
+    Litestar runs its own middleware per route handler, so only a wrapper sees 404/405 answers
+    (request id, log line) and error answers of the session endpoints (CORS headers)."""
     origins = frozenset(o for t in settings.tenants.values() for o in t.allowed_origins)
     run_worker = os.environ.get("IDGW_NO_WORKER") != "1"
     app = create_app(settings, redis_url, run_worker=run_worker)
-    return request_context(session_cors(app, origins))
+    return request_context(session_cors(authentication(app, app.state.gateway), origins))
 
 
 def app_from_env() -> ASGIApp:

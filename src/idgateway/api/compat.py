@@ -16,7 +16,6 @@ from idgateway.api._state import gateway_of
 from idgateway.api.records import (
     IdentifyResponse,
     provide_tenant,
-    require_secret_key,
 )
 from idgateway.dialects.gist import GistIdentify, translate_gist
 from idgateway.dialects.smooch import (
@@ -130,7 +129,6 @@ compat_router = Router(
         Router(
             path="/",
             route_handlers=[gist_identify, smooch_put, smooch_get],
-            guards=[require_secret_key],
             dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
         ),
         groove_custom_profile,

@@ -11,7 +11,7 @@ from litestar.params import Parameter
 from litestar.router import Router
 
 from idgateway.api._state import gateway_of
-from idgateway.api.records import provide_tenant, require_secret_key
+from idgateway.api.records import provide_tenant
 from idgateway.delivery import DeliveryPage, dry_run, list_deliveries, replay
 from idgateway.errors import NotFound
 from idgateway.model import (
@@ -77,7 +77,6 @@ async def contact_dry_run(
 deliveries_router = Router(
     path="/v1",
     route_handlers=[deliveries, replay_delivery, contact_dry_run],
-    guards=[require_secret_key],
     dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
     tags=["deliveries"],
 )

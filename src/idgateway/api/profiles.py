@@ -12,7 +12,7 @@ from litestar.params import Body
 from litestar.router import Router
 
 from idgateway.api._state import gateway_of
-from idgateway.api.records import provide_tenant, require_secret_key
+from idgateway.api.records import provide_tenant
 from idgateway.errors import NotFound, ValidationFailed
 from idgateway.fields import Violation
 from idgateway.model import (
@@ -120,7 +120,6 @@ async def profile_preview(
 profiles_router = Router(
     path="/v1",
     route_handlers=[contact_profile, contact_message, profile_preview],
-    guards=[require_secret_key],
     dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
     tags=["profiles"],
 )

@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-import structlog
 from litestar import Request, Response, delete, get, post
-from litestar.connection import ASGIConnection
 from litestar.di import Provide
-from litestar.handlers import BaseRouteHandler
 from litestar.params import Body, Parameter
 from litestar.router import Router
 
@@ -20,7 +17,7 @@ from idgateway.dialects.unified import (
     translate_group,
     translate_identify,
 )
-from idgateway.errors import IdentityConflict, Malformed, NotFound, ValidationFailed
+from idgateway.errors import IdentityConflict, Malformed, NotFound, Unauthorized, ValidationFailed
 from idgateway.fields import COERCERS, Registry, Violation
 from idgateway.metrics import IDENTIFY_OUTCOMES
 from idgateway.model import (
@@ -51,36 +48,13 @@ class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
     from_: str = msgspec.field(name="from")
 
 
-def check_json_body(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
-    """A body declared as anything but JSON is refused (SPEC §5: JSON in and out). Besides
-    clarity this keeps out bodies browsers send cross-origin without a CORS preflight."""
-    if connection.scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS"):
-        return
-    declared = connection.headers.get("content-type")
-    if declared is None:
-        return
-    media = declared.split(";", 1)[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise Malformed(f"send the body as `Content-Type: application/json`, not {media!r}")
-
-
-async def require_secret_key(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """The guard of every secret-key endpoint: key first (401/403 before any body is read),
-    then the body's media type. Async, so Litestar calls it inline, not in a thread."""
-    principal = gateway_of(connection).keys.authenticate(  # type: ignore[arg-type]
-        connection.headers.get("authorization"),
-        connection.headers.get("x-idgw-key"),
-        allow_publishable=False,
-    )
-    connection.state.principal = principal
-    structlog.contextvars.bind_contextvars(tenant=principal.tenant_id)
-    check_json_body(connection)
-
-
 def provide_tenant(request: Request[Any, Any, Any]) -> Tenant:
-    return gateway_of(request).tenant(request.state.principal.tenant_id)
+    """The tenant of the request's key, checked by ``api/_authn.py`` before routing. Fails
+    closed: an app served without that middleware answers 401, never unauthenticated data."""
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is None:
+        raise Unauthorized("an API key is required")
+    return gateway_of(request).tenant(principal.tenant_id)
 
 
 def _bare_id(value: str, prefix: str, noun: str) -> str:
@@ -251,7 +225,6 @@ records_router = Router(
         get_company,
         find_company,
     ],
-    guards=[require_secret_key],
     dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
     tags=["records"],
 )

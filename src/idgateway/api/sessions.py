@@ -6,16 +6,13 @@ import re
 from typing import Annotated, Any
 
 import msgspec
-import structlog
 from litestar import Request, Response, delete, get, post
-from litestar.connection import ASGIConnection
 from litestar.di import Provide
-from litestar.handlers import BaseRouteHandler
 from litestar.params import Body
 from litestar.router import Router
 
 from idgateway.api._state import gateway_of
-from idgateway.api.records import check_json_body, provide_tenant
+from idgateway.api.records import provide_tenant
 from idgateway.dialects.groove import SESSION_ID_PATTERN, CallsRequest, translate_calls
 from idgateway.errors import Forbidden, Malformed, NotFound, ValidationFailed
 from idgateway.model import (
@@ -48,24 +45,6 @@ class CallsResponse(msgspec.Struct):
     contact: Contact | None
     company: Company | None
     discarded: list[str]
-
-
-async def require_session_key(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    gw = gateway_of(connection)  # type: ignore[arg-type]
-    principal = gw.keys.authenticate(
-        connection.headers.get("authorization"),
-        connection.headers.get("x-idgw-key"),
-        allow_publishable=True,
-    )
-    connection.state.principal = principal
-    structlog.contextvars.bind_contextvars(tenant=principal.tenant_id)
-    origin = connection.headers.get("origin")
-    if principal.kind == "publishable" and origin is not None:
-        if origin not in gw.tenant(principal.tenant_id).config.allowed_origins:
-            raise Forbidden("this origin is not allowed for this key")
-    check_json_body(connection)
 
 
 def _session_id(value: str) -> str:
@@ -112,7 +91,7 @@ async def session_calls(
         tenant.companies,
         identity_secret=identity.secret,
         verification=identity.verification,
-        publishable=request.state.principal.kind == "publishable",
+        publishable=request.scope["state"]["principal"].kind == "publishable",
     )
     if calls.unverified:
         raise Forbidden(
@@ -158,7 +137,6 @@ async def logout(request: Request[Any, Any, Any], tenant: Tenant, session_id: st
 sessions_router = Router(
     path="/v1/sessions",
     route_handlers=[session_calls, get_session, logout],
-    guards=[require_session_key],
     dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
     tags=["sessions"],
 )

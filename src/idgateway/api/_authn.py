@@ -1,0 +1,84 @@
+"""API key checks in front of the app (SPEC §5.1), as plain ASGI middleware.
+
+Every path under ``/v1/`` (and the ``/compat/`` dialects but Groove's profile source, which
+authenticates by its own token) needs a key; session paths take publishable keys too, within
+the tenant's allowed origins. The principal lands in ``scope["state"]`` for the controllers.
+Checking here, before Litestar routes the request, keeps 401/403 ahead of any look at the body
+and costs far less than Litestar guards, which copy the route handler for every call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+
+from idgateway.api._problems import PROBLEM_JSON, problem_body
+from idgateway.errors import Forbidden, GatewayError, Malformed
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Receive, Scope, Send
+
+    from idgateway.api._state import Gateway
+
+_encode = msgspec.json.Encoder().encode
+_NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+def _json_body_problem(method: str, content_type: bytes | None) -> GatewayError | None:
+    """A body declared as anything but JSON is refused (SPEC §5: JSON in and out). Besides
+    clarity this keeps out bodies browsers send cross-origin without a CORS preflight."""
+    if method in _NO_BODY or content_type is None:
+        return None
+    media = content_type.split(b";", 1)[0].strip().lower()
+    if media != b"application/json" and not media.endswith(b"+json"):
+        shown = media.decode("latin-1")
+        return Malformed(f"send the body as `Content-Type: application/json`, not {shown!r}")
+    return None
+
+
+def _needs_key(path: str) -> bool:
+    if path.startswith("/v1/"):
+        return True
+    return path.startswith("/compat/") and not path.startswith("/compat/groove/custom-profile")
+
+
+def authentication(app: ASGIApp, gateway: Gateway) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _needs_key(scope["path"]):
+            await app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        try:
+            authorization = headers.get(b"authorization")
+            publishable = headers.get(b"x-idgw-key")
+            sessions = scope["path"].startswith("/v1/sessions/")
+            principal = gateway.keys.authenticate(
+                authorization.decode("latin-1") if authorization is not None else None,
+                publishable.decode("latin-1") if publishable is not None else None,
+                allow_publishable=sessions,
+            )
+            structlog.contextvars.bind_contextvars(tenant=principal.tenant_id)
+            origin = headers.get(b"origin")
+            if sessions and principal.kind == "publishable" and origin is not None:
+                allowed = gateway.tenant(principal.tenant_id).config.allowed_origins
+                if origin.decode("latin-1") not in allowed:
+                    raise Forbidden("this origin is not allowed for this key")
+            problem = _json_body_problem(scope["method"], headers.get(b"content-type"))
+            if problem is not None:
+                raise problem
+        except GatewayError as exc:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": exc.status,
+                    "headers": [(b"content-type", PROBLEM_JSON.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": _encode(problem_body(exc))})
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await app(scope, receive, send)
+
+    return middleware
