@@ -419,16 +419,23 @@ def render_profile_bench(redis_url: str, work: Path) -> dict[str, Any]:
             "at": now_ms(),
         })
         service = ProfileService(client, GuardedClient())
-        assert tenant.config.profile is not None
+        profile = tenant.config.profile
+        assert profile is not None
         count, started = 0, time.perf_counter()
         deadline = started + SECONDS
-        while time.perf_counter() < deadline:
-            stored = await store.get("bprof", "c", result.ulid)
-            assert stored is not None
-            contact = contact_from_hash(result.ulid, stored)
-            data = await service.data(tenant, email)
-            render_profile(tenant.config.profile, data, contact, email)
-            count += 1
+
+        async def renders() -> None:
+            # what the profile endpoint does: read the contact and the cached data, render
+            nonlocal count
+            while time.perf_counter() < deadline:
+                stored = await store.get("bprof", "c", result.ulid)
+                assert stored is not None
+                contact = contact_from_hash(result.ulid, stored)
+                data = await service.data(tenant, email)
+                render_profile(profile, data, contact, email)
+                count += 1
+
+        await asyncio.gather(*(renders() for _ in range(16)))  # 16 concurrent, one process
         elapsed = time.perf_counter() - started
         assert service.fetches == 0
         await client.aclose()

@@ -389,3 +389,58 @@ def test_empty_or_whitespace_only_is_junk(value: str) -> None:
 @given(st.integers(min_value=1, max_value=10**18))
 def test_positive_integers_are_not_junk(n: int) -> None:
     assert not is_junk(str(n))
+
+
+# --- the fast path of email syntax agrees with email-validator ------------------------------
+
+from email_validator import EmailNotValidError, validate_email  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from idgateway.model._identifiers import SIMPLE_EMAIL  # noqa: E402
+
+
+def _library(address: str) -> str | None:
+    try:
+        return validate_email(
+            address, check_deliverability=False, allow_smtputf8=True, test_environment=True
+        ).normalized
+    except EmailNotValidError:
+        return None
+
+
+_ATOM = st.from_regex(r"[a-z0-9_+-]{1,12}", fullmatch=True)
+_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+_SIMPLE_ADDRESSES = st.builds(
+    lambda local, labels, tld: ".".join(local) + "@" + ".".join([*labels, tld]),
+    st.lists(_ATOM, min_size=1, max_size=3),
+    st.lists(_LABEL, min_size=1, max_size=3),
+    st.from_regex(r"[a-z]{2,8}", fullmatch=True),
+).filter(lambda a: SIMPLE_EMAIL.fullmatch(a) is not None)
+
+
+@settings(max_examples=300)
+@given(_SIMPLE_ADDRESSES)
+def test_every_address_of_the_fast_path_is_one_the_library_accepts_unchanged(address: str) -> None:
+    expected = _library(address)
+    special = address.rsplit(".", 1)[1] in {"arpa", "invalid", "local", "localhost", "onion"}
+    if special:
+        assert expected is None
+        with pytest.raises(InvalidValue):
+            normalize_email(address)
+    else:
+        assert expected == address
+        assert normalize_email(address) == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["a@x.invalid", "a@b.local", "a@xn--bcher-kva.ch", "a..b@x.com", ".a@x.com", "a@-x.com",
+     "a@x-.com", "a@x.c", "a@x.123", "x" * 65 + "@x.com", "a@" + "b" * 64 + ".com"],
+)
+def test_addresses_outside_the_fast_path_get_the_library_verdict(address: str) -> None:
+    try:
+        accepted = normalize_email(address) == address.lower()
+    except InvalidValue:
+        accepted = False
+    assert accepted == (_library(address) is not None)

@@ -20,6 +20,15 @@ _ZEROS_AND_DASHES = re.compile(r"^[0\-]+$")
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.[a-z0-9-]{2,63}$"
 )
+# A conservative subset of valid addresses (ASCII dot-atoms, plain LDH labels, an alphabetic
+# TLD) that email-validator always accepts unchanged: it skips the library on the hot path.
+# Anything else — quoted parts, IDN, punycode, odd lengths — still goes through the library.
+# tests/unit/test_identifiers.py proves the two agree on every address the pattern admits.
+SIMPLE_EMAIL = re.compile(
+    r"(?=[^@]{1,64}@)[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*"
+    r"@(?:(?!xn--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion"})
 _HANDLE = re.compile(r"^[^\s/?#@]{1,255}$")
 
 
@@ -49,6 +58,12 @@ def is_junk(value: str, extra: Iterable[re.Pattern[str]] = ()) -> bool:
 def normalize_email(value: str) -> str:
     """Trimmed, lower-cased, syntax-checked address (no DNS)."""
     candidate = value.strip().lower()
+    if (
+        len(candidate) <= 254
+        and SIMPLE_EMAIL.fullmatch(candidate)
+        and candidate.rsplit(".", 1)[1] not in _SPECIAL_TLDS
+    ):
+        return candidate
     try:
         # Syntax only (SPEC §3.1): no DNS; `.test` addresses are fine for staging tenants.
         validate_email(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from ulid import ULID
 
@@ -35,7 +36,9 @@ def format_timestamp(dt: datetime) -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@lru_cache(maxsize=8192)
 def format_epoch_ms(ms: int) -> str:
+    """Record timestamps; cached, as every read of a record formats the same two again."""
     return format_timestamp(_EPOCH + timedelta(milliseconds=ms))
 
 
