@@ -154,9 +154,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(settings, url, stop, only_vendor=args.vendor)
 
-    import asyncio
+    try:
+        import uvloop  # the event loop `serve` gets from uvicorn: faster I/O callbacks
 
-    asyncio.run(main())
+        uvloop.run(main())
+    except ImportError:
+        import asyncio
+
+        asyncio.run(main())
     return 0
 
 
