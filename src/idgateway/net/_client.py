@@ -10,6 +10,7 @@ changes between the check and the connection (rebinding) cannot redirect the req
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import socket
 import time
@@ -131,6 +132,7 @@ class GuardedClient:
         self._user_agent = user_agent
         self._ssl_context = ssl_context
         self._client: httpx.AsyncClient | None = None
+        self._transport: PoolPerDestination | None = None
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -239,6 +241,10 @@ class GuardedClient:
                 duration_ms=round(elapsed * 1000, 1),
             )
 
+    def _transport_of(self, client: httpx.AsyncClient) -> PoolPerDestination:
+        assert self._transport is not None
+        return self._transport
+
     def _client_in_loop(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
         if self._closed:
             raise RuntimeError("the GuardedClient is closed")
@@ -251,6 +257,7 @@ class GuardedClient:
                 ),
                 ssl_context=self._ssl_context or httpx.create_ssl_context(trust_env=False),
             )
+            self._transport = transport
             self._client = httpx.AsyncClient(
                 transport=transport,
                 follow_redirects=False,
@@ -336,19 +343,26 @@ class GuardedClient:
         if "host" in request_headers:
             del request_headers["host"]
         request_headers["Host"] = target.netloc
-        extensions: dict[str, Any] = {}
+        request_headers.setdefault("User-Agent", self._user_agent)
+        request_headers.setdefault("Accept", "*/*")
+        if target.url.userinfo:  # user info in the URL becomes Basic auth, as httpx's client does
+            credentials = f"{target.url.username}:{target.url.password}".encode()
+            request_headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+        extensions: dict[str, Any] = {"timeout": httpx.Timeout(deadline).as_dict()}
         if target.scheme == "https" and not target.literal:
             extensions["sni_hostname"] = target.host  # SNI and certificate name check
-        request = client.build_request(
+        request = httpx.Request(
             method,
-            target.url.copy_with(host=address),
+            target.url.copy_with(host=address, userinfo=b""),
             headers=request_headers,
             content=content,
-            timeout=httpx.Timeout(deadline),
             extensions=extensions,
         )
         try:
-            response = await client.send(request, stream=True)
+            # Straight to our own transport: the client layer's cookie jar, auth and redirect
+            # handling are work we never want on a vendor call (and it redirects nothing).
+            response = await self._transport_of(client).handle_async_request(request)
+            response.request = request
             try:
                 body = await _read_body(response, cap, target)
             finally:
