@@ -17,8 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from idgateway.dialects._paths import child
-from idgateway.fields import READ_ONLY, FieldInput, Registry, Violation, validate
-from idgateway.store import RecordOp
+from idgateway.fields import READ_ONLY, FieldInput, RecordOp, Registry, Violation, validate
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
 

@@ -1,5 +1,6 @@
 """Field types, the per-tenant registry and validation (pure, no I/O)."""
 
+from idgateway.fields._ops import Namespace, RecordOp
 from idgateway.fields._registry import (
     CUSTOM_PREFIX,
     READ_ONLY,
@@ -22,6 +23,8 @@ __all__ = [
     "Entity",
     "FieldInput",
     "FieldSpec",
+    "Namespace",
+    "RecordOp",
     "RecordChange",
     "Registry",
     "Violation",

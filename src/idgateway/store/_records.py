@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from idgateway.errors import IdentityConflict, NotFound, ValidationFailed
-from idgateway.fields import Violation
-from idgateway.model import CONTACT_PREFIX, new_ulid, now_ms
+from idgateway.fields import Namespace, RecordOp, Violation
+from idgateway.model import CONTACT_PREFIX, now_ms
 from idgateway.store._keys import TenantKeys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from idgateway.fields import RecordChange, Registry
+    from idgateway.fields import Registry
     from idgateway.store._scripts import Scripts
 
-Namespace = Literal["c", "o"]
 _encode = msgspec.json.Encoder().encode
 
 # Index kind → the field name a conflict report shows.
@@ -35,37 +34,6 @@ _KIND_FIELD = {
 
 def kind_field(kind: str) -> str:
     return kind[2:] if kind.startswith("u.") else _KIND_FIELD.get(kind, kind)
-
-
-@dataclass(frozen=True)
-class RecordOp:
-    """One record a write script call resolves and changes."""
-
-    ns: Namespace
-    change: RecordChange
-    registry: Registry
-    target: str | None = None  # bare ULID of a known record; otherwise resolve by lookups
-    on_create: dict[str, str] | None = None  # values set only if the record is created
-
-    def to_json(self) -> dict[str, Any]:
-        c = self.change
-        op: dict[str, Any] = {
-            "ns": self.ns,
-            "new_id": new_ulid(),
-            "lookups": [list(x) for x in c.lookups],
-            "set": c.sets,
-            "unset": c.unsets,
-            "infer": [list(x) for x in c.infer],
-            "required": [list(x) for x in c.required],
-            "spec": msgspec.Raw(self.registry.index_spec),
-        }
-        if c.tags_add:
-            op["tags_add"] = c.tags_add
-        if self.target:
-            op["target"] = self.target
-        if self.on_create:
-            op["on_create"] = self.on_create
-        return op
 
 
 @dataclass(frozen=True)
