@@ -132,7 +132,7 @@ async def list_deliveries(
 async def replay(scripts: Scripts, tenant_id: str, dead_id: str) -> tuple[str, str] | None:
     """Put a dead delivery back in its vendor's queue: ``(vendor, record id)`` or None."""
     keys = TenantKeys(tenant_id)
-    reply = await scripts.deliver_replay(keys=[keys.outbox], args=[keys.prefix, dead_id, now_ms()])
+    reply = await scripts.deliver_replay(keys=[keys.outbox], args=[keys.prefix, dead_id])
     if not reply:
         return None
     return reply[0].decode(), reply[1].decode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 from prometheus_client.core import GaugeMetricFamily
@@ -26,7 +26,8 @@ class DeliveryCollector(Collector):
             if v.enabled
         ]
         self._url = redis_url
-        self._client: redis.Redis | None = None
+        self._cluster = settings.gateway.redis.cluster
+        self._client: Any = None
         self._cache: tuple[float, list[GaugeMetricFamily]] = (0.0, [])
         self._cache_seconds = cache_seconds
 
@@ -37,7 +38,10 @@ class DeliveryCollector(Collector):
         retrying = GaugeMetricFamily("idgw_delivery_retry_depth", "Jobs waiting for a retry", labels=["tenant", "vendor"])
         dead = GaugeMetricFamily("idgw_dead_letters", "Dead letters waiting for an operator", labels=["tenant", "vendor"])
         if self._client is None:
-            self._client = redis.Redis.from_url(self._url, socket_timeout=2)
+            if self._cluster:
+                self._client = redis.RedisCluster.from_url(self._url, socket_timeout=2)
+            else:
+                self._client = redis.Redis.from_url(self._url, socket_timeout=2)
         for tenant, vendor in self._lanes:
             keys = TenantKeys(tenant)
             pipe = self._client.pipeline(transaction=False)

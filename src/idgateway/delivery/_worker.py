@@ -98,12 +98,13 @@ class Result:
     ref: str | None = None
     deleted: bool = False
     job: JobState | None = None
-    due: int | None = None
+    delay: int | None = None  # ms until a retry; the script adds the Redis server's time
     dead: list[str] | None = None
     delivery_id: str | None = None
+    token: str = ""  # the lease token of the claim this result belongs to
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rec": self.rec, "outcome": self.outcome}
+        out: dict[str, Any] = {"rec": self.rec, "token": self.token, "outcome": self.outcome}
         if self.version is not None:
             out["version"] = self.version
         if self.ref:
@@ -112,8 +113,8 @@ class Result:
             out["deleted"] = True
         if self.job is not None:
             out["job"] = _encode(self.job).decode()
-        if self.due is not None:
-            out["due"] = self.due
+        if self.delay is not None:
+            out["delay"] = self.delay
         if self.dead is not None:
             out["dead"] = self.dead
             out["id"] = self.delivery_id
@@ -201,13 +202,7 @@ class Lane:
     async def _schedule(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
         if not messages:
             return 0
-        args: list[Any] = [
-            self.keys.prefix,
-            self.vendor,
-            now_ms(),
-            self.coalesce_ms,
-            _encode(self.kinds),
-        ]
+        args: list[Any] = [self.keys.prefix, self.vendor, 0, self.coalesce_ms, _encode(self.kinds)]
         for msg_id, fields in messages:
             args += [msg_id, fields.get(b"id", b""), fields.get(b"type", b"")]
         scheduled = int(await self.scripts.deliver_schedule(keys=[self.keys.outbox], args=args))
@@ -274,7 +269,7 @@ class Lane:
                     continue
                 next_due, jobs = await self.scripts.deliver_claim(
                     keys=[self.keys.outbox],
-                    args=[self.keys.prefix, self.vendor, now_ms(), self.lease_ms, min(free, 200)],
+                    args=[self.keys.prefix, self.vendor, 0, self.lease_ms, min(free, 200)],
                 )
                 for job in jobs:
                     task = asyncio.create_task(self._run(job))
@@ -293,16 +288,22 @@ class Lane:
                 await _sleep(stop, 1.0)
 
     async def _run(self, job: list[Any]) -> None:
-        rec = job[0].decode()
+        rec, token = job[0].decode(), job[6].decode()
         try:
             result = await self.deliver(job)
         except asyncio.CancelledError:
-            result = Result(rec, "release")
-            self._finish(result)
+            self._finish(Result(rec, "release", token=token))
             raise
         except Exception as exc:  # an adapter bug: a poison job goes to dead letters
             log.exception("delivery crashed", vendor=self.vendor, record=rec)
-            result = self._dead(rec, JobState(), 0, None, f"adapter error: {type(exc).__name__}: {exc}", b"")
+            stored = dict(zip(job[1][::2], job[1][1::2], strict=True))
+            version = int(stored[b"_v"]) if b"_v" in stored else 0
+            state = JobState(attempts=1, first_attempt_at=now_ms())
+            state.delivery_id = delivery_id(self.tenant.id, self.vendor, rec, version)
+            kind = "contact.deleted" if not stored and job[4] else None
+            error = f"adapter error: {type(exc).__name__}: {exc}"
+            result = self._dead(rec, state, version, None, error, b"", kind=kind)
+        result.token = token
         self._finish(result)
 
     def _finish(self, result: Result) -> None:
@@ -367,13 +368,13 @@ class Lane:
         try:
             outcome = await self._execute(event)
         except VendorRejected as exc:
-            return await self._failed(rec, state, exc.response.status, str(exc), exc.response)
+            return await self._failed(rec, state, exc.response.status, str(exc), exc.response, event)
         except BlockedDestination as exc:
-            return self._dead(rec, state, event.version, None, f"blocked: {exc}", b"")
+            return self._dead(rec, state, event.version, None, f"blocked: {exc}", b"", kind=event.kind)
         except ResponseTooLarge as exc:
-            return self._retry_or_dead(rec, state, event.version, None, f"{exc}", None)
+            return self._retry_or_dead(rec, state, event, None, f"{exc}", None)
         except OutboundError as exc:
-            return self._retry_or_dead(rec, state, event.version, None, f"{type(exc).__name__}: {exc}", None)
+            return self._retry_or_dead(rec, state, event, None, f"{type(exc).__name__}: {exc}", None)
         finally:
             DELIVERY_SECONDS.labels(self.vendor).observe(time.perf_counter() - started)
         if outcome.message:
@@ -419,9 +420,14 @@ class Lane:
         return VendorResponse(answer.status, answer.headers, answer.body)
 
     async def _failed(
-        self, rec: str, state: JobState, status: int, error: str, response: VendorResponse
+        self,
+        rec: str,
+        state: JobState,
+        status: int,
+        error: str,
+        response: VendorResponse,
+        event: DeliveryEvent,
     ) -> Result:
-        version = None
         if status == 410:
             await self.disable(f"the vendor answered 410 Gone ({error})")
             state.attempts -= 1  # not the record's fault
@@ -429,14 +435,14 @@ class Lane:
             return Result(rec, "disabled", job=state)
         if status in (408, 429) or status >= 500:
             wait = retry_after_seconds(response.headers.get("retry-after"), time.time())
-            return self._retry_or_dead(rec, state, version, status, error, response, wait)
-        return self._dead(rec, state, version, status, error, response.body)
+            return self._retry_or_dead(rec, state, event, status, error, response, wait)
+        return self._dead(rec, state, event.version, status, error, response.body, kind=event.kind)
 
     def _retry_or_dead(
         self,
         rec: str,
         state: JobState,
-        version: int | None,
+        event: DeliveryEvent,
         status: int | None,
         error: str,
         response: VendorResponse | None,
@@ -445,13 +451,16 @@ class Lane:
         schedule = self.config.retry_schedule
         body = response.body if response is not None else b""
         if state.attempts > len(schedule):
-            return self._dead(rec, state, version, status, f"retries exhausted: {error}", body)
+            return self._dead(
+                rec, state, event.version, status, f"retries exhausted: {error}", body, kind=event.kind
+            )
         delay = retry_after if retry_after is not None else float(schedule[state.attempts - 1])
         if retry_after is None:
             delay *= random.uniform(0.8, 1.2)  # jitter: retries of many jobs spread out
-        due = now_ms() + int(min(delay, 86400.0) * 1000)
-        state.last_status, state.last_error, state.next_attempt_at = status, error, due
-        return Result(rec, "retry", job=state, due=due)
+        delay_ms = int(min(delay, 86400.0) * 1000)
+        state.last_status, state.last_error = status, error
+        state.next_attempt_at = now_ms() + delay_ms
+        return Result(rec, "retry", job=state, delay=delay_ms)
 
     def _dead(
         self,
@@ -461,8 +470,10 @@ class Lane:
         status: int | None,
         error: str,
         body: bytes,
+        *,
+        kind: str | None = None,
     ) -> Result:
-        kind = "company.upserted" if rec.startswith("co_") else "contact.upserted"
+        kind = kind or ("company.upserted" if rec.startswith("co_") else "contact.upserted")
         dead = {
             "id": state.delivery_id or delivery_id(self.tenant.id, self.vendor, rec, version or 0),
             "vendor": self.vendor,
@@ -496,7 +507,7 @@ class Lane:
                 try:
                     await self.scripts.deliver_complete(
                         keys=[self.keys.outbox],
-                        args=[self.keys.prefix, self.vendor, now_ms(), self.coalesce_ms, payload],
+                        args=[self.keys.prefix, self.vendor, 0, self.coalesce_ms, payload],
                     )
                     break
                 except (RedisError, OSError) as exc:

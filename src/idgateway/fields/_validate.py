@@ -23,6 +23,7 @@ from idgateway.fields._types import COERCERS, type_name
 from idgateway.model import InvalidValue, is_junk
 
 _encode = msgspec.json.Encoder().encode
+MAX_FIELDS_PER_CALL = 500
 
 
 class Violation(msgspec.Struct, frozen=True):
@@ -108,6 +109,14 @@ def validate(
     policy = unknown or registry.unknown
     change = RecordChange()
     violations: list[Violation] = []
+    if len(inputs) > MAX_FIELDS_PER_CALL:
+        return change, [
+            Violation(
+                base_path,
+                "too_many_fields",
+                f"at most {MAX_FIELDS_PER_CALL} fields in one call, got {len(inputs)}",
+            )
+        ]
     present: set[str] = set()
     read_only = READ_ONLY[registry.entity]
 

@@ -36,6 +36,8 @@ key                        type    holds
 ``…:f:<vendor>``           zset    in flight: record id → lease expiry (ms)
 ``…:dirty:<vendor>``       set     records changed while in flight (queued again after)
 ``…:jobs:<vendor>``        hash    record id → retry state (JSON: attempts, first attempt, …)
+``…:lease:<vendor>``       hash    record id → lease token of its current claim
+``…:leaseseq:<vendor>``    string  counter issuing lease tokens
 ``…:dv:<vendor>``          hash    record id → version last delivered
 ``…:dead``                 stream  dead letters (vendor, event, record_id, attempts, …)
 ``…:deadix``               hash    delivery id → dead-letter stream id

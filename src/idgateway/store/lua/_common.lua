@@ -49,6 +49,20 @@ local function id_values(spec, get)
   return out
 end
 
+-- HSET / HDEL in chunks: Lua's unpack() tops out near 8,000 values, and a script that errors
+-- after a first write would leave that write behind.
+local CHUNK = 500
+local function hset_all(key, flat)
+  for i = 1, #flat, 2 * CHUNK do
+    redis.call('HSET', key, unpack(flat, i, math.min(i + 2 * CHUNK - 1, #flat)))
+  end
+end
+local function hdel_all(key, fields)
+  for i = 1, #fields, CHUNK do
+    redis.call('HDEL', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
+  end
+end
+
 local function list_contains(list, value)
   for _, v in ipairs(list) do
     if v == value then return true end

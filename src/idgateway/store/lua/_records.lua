@@ -100,11 +100,11 @@ local function commit()
     if e.gone then redis.call('DEL', key) end
     local args = {}
     for f in pairs(e.set) do table.insert(args, f); table.insert(args, e.f[f]) end
-    if #args > 0 then redis.call('HSET', key, unpack(args)) end
+    if #args > 0 then hset_all(key, args) end
     if not e.gone then
       local dels = {}
       for f in pairs(e.del) do table.insert(dels, f) end
-      if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
+      if #dels > 0 then hdel_all(key, dels) end
     end
   end
   for key, ms in pairs(expiries) do

@@ -41,6 +41,13 @@ for _, step in ipairs(REQ.steps) do
       local owner = owner_of(ns, l[1], l[2])
       if not (bound and owner == bound) then
         local values, infer = buffered(sk, ns)
+        if owner then
+          -- A found record keeps the value it was identified by: buffered values of the same
+          -- identifier namespace (email and secondary_emails share one) do not apply to it.
+          for _, s in ipairs(step.spec) do
+            if s[2] == l[1] then values[s[1]] = nil end
+          end
+        end
         step.pending = values
         for _, row in ipairs(infer) do table.insert(step.infer, row) end
         local r = apply_record(step, E, false)

@@ -1,6 +1,8 @@
 -- Put a dead delivery back in its vendor's queue. KEYS[1]: outbox
--- ARGV: prefix, delivery id, now ms. Reply: {vendor, record id} or false.
-local P, id, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- ARGV: prefix, delivery id. Reply: {vendor, record id} or false.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local P, id = ARGV[1], ARGV[2]
 local sid = redis.call('HGET', P .. 'deadix', id)
 if not sid then return false end
 local entry = redis.call('XRANGE', P .. 'dead', sid, sid)[1]

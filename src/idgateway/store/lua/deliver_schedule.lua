@@ -1,10 +1,13 @@
 -- Move outbox events into one vendor's schedule, then ACK them: one step per batch.
--- KEYS[1]: outbox; ARGV: prefix, vendor (= consumer group), now ms, coalescing window ms,
+-- KEYS[1]: outbox; ARGV: prefix, vendor (= consumer group), (unused), coalescing window ms,
 --   kinds JSON (event types this vendor takes), then per event: message id, record id, type.
 -- A record already queued keeps its (earlier) due time: a burst collapses into one job.
 -- A record in flight is marked dirty instead, and queued again when that delivery ends,
 -- so one record never has two deliveries in flight.
-local P, vendor, now, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Time is the Redis server's: workers on several machines need not agree on their clocks.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local P, vendor, window = ARGV[1], ARGV[2], tonumber(ARGV[4])
 local kinds = {}
 for _, k in ipairs(cjson.decode(ARGV[5])) do kinds[k] = true end
 local q, f, dirty = P .. 'q:' .. vendor, P .. 'f:' .. vendor, P .. 'dirty:' .. vendor

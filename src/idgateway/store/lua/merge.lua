@@ -19,7 +19,11 @@ for _, s in ipairs(spec) do
   if s[3] == 1 then list_of_kind[s[2]] = s[1] end
 end
 local writes, changed = {}, {}
-local function cur(hf) if writes[hf] ~= nil then return writes[hf] end return a[hf] end
+local function cur(hf)
+  if writes[hf] == false then return nil end  -- removed
+  if writes[hf] ~= nil then return writes[hf] end
+  return a[hf]
+end
 local function put(hf, v) writes[hf] = v; table.insert(changed, hf) end
 local function union_into(hf, values)
   local list = cur(hf) and cjson.decode(cur(hf)) or {}
@@ -61,7 +65,7 @@ for kind, lhf in pairs(list_of_kind) do
     for _, v in ipairs(cjson.decode(cur(lhf))) do
       if primaries[v] then dropped = true else table.insert(keep, v) end
     end
-    if dropped then put(lhf, cjson.encode(keep)) end
+    if dropped then put(lhf, #keep > 0 and cjson.encode(keep) or false) end
   end
 end
 -- Companies: from's links move to into; a company linked to both loses one member.
@@ -82,8 +86,12 @@ end
 if moved then put('_co', cjson.encode(alinks)) end
 
 local args = {'_u', now}
-for hf, v in pairs(writes) do table.insert(args, hf); table.insert(args, v) end
-redis.call('HSET', ikey, unpack(args))
+local dels = {}
+for hf, v in pairs(writes) do
+  if v == false then table.insert(dels, hf) else table.insert(args, hf); table.insert(args, v) end
+end
+hset_all(ikey, args)
+if #dels > 0 then hdel_all(ikey, dels) end
 for _, kv in pairs(id_values(spec, cur)) do ix_set(P, 'c', kv[1], kv[2], into) end
 tombstone(P, 'c_' .. from, b)
 redis.call('DEL', fkey)

@@ -1,0 +1,138 @@
+"""Edges of the write and delivery scripts found in review: each would lose or corrupt data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import redis
+
+from idgateway.store import Scripts, TenantKeys, connect
+from tests.conftest import RunningGateway, uniq, uniq_email
+
+WEBHOOK = "webhook"
+
+
+@pytest.fixture
+async def scripts(redis_url: str) -> AsyncIterator[Scripts]:
+    client = connect(redis_url)
+    yield Scripts.register(client)
+    await client.aclose()
+
+
+def test_a_call_with_too_many_fields_is_refused_whole(api: httpx.Client) -> None:
+    email = uniq_email()
+    traits = {"email": email, **{f"k{uniq('')}{i}": i for i in range(600)}}
+    response = api.post("/v1/identify", json={"traits": traits})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "too_many_fields"
+    assert api.get("/v1/contacts", params={"email": email}).status_code == 404
+
+
+def test_a_call_with_hundreds_of_fields_is_written_whole(api: httpx.Client) -> None:
+    """More hash fields than one Lua unpack() takes: written in chunks, all or nothing."""
+    prefix = uniq("f")
+    traits = {"email": uniq_email(), **{f"{prefix}_{i}": i for i in range(480)}}
+    response = api.post("/v1/identify", json={"traits": traits})
+    assert response.status_code == 201, response.text
+    properties = response.json()["contact"]["properties"]
+    assert len([k for k in properties if k.startswith(prefix)]) == 480
+    contact = api.get(f"/v1/contacts/{response.json()['contact']['id']}").json()
+    assert contact["properties"][f"{prefix}_479"] == 479
+
+
+def test_a_buffered_value_cannot_take_the_identifying_value_from_a_found_contact(
+    gateway: RunningGateway, api: httpx.Client
+) -> None:
+    email = uniq_email()
+    fred = api.post("/v1/identify", json={"traits": {"email": email}}).json()["contact"]
+    session = "s" + uniq("")
+    with gateway.client() as client:
+        response = client.post(
+            f"/v1/sessions/{session}-000000/calls",
+            json={
+                "calls": [
+                    {"op": "setContact", "properties": {"contact_email": uniq_email(), "contact_first_name": "Fred"}},
+                    {"op": "identifyContact", "key": "contact_email", "value": email},
+                ]
+            },
+        )
+    assert response.status_code == 200, response.text
+    found = response.json()["contact"]
+    assert found["id"] == fred["id"]
+    assert found["email"] == email  # the identify value stays
+    assert found["first_name"] == "Fred"  # other buffered values still apply
+    assert api.get("/v1/contacts", params={"email": email}).json()["id"] == fred["id"]
+
+
+def test_merge_never_stores_an_empty_list_as_an_object(api: httpx.Client) -> None:
+    email = uniq_email()
+    into = api.post(
+        "/v1/identify", json={"traits": {"email": email, "secondary_emails": [email]}}
+    ).json()["contact"]
+    other = api.post("/v1/identify", json={"traits": {"email": uniq_email()}}).json()["contact"]
+    merged = api.post("/v1/contacts/merge", json={"into": into["id"], "from": other["id"]})
+    assert merged.status_code == 200, merged.text
+    body = merged.json()
+    assert isinstance(body["secondary_emails"], list)
+    assert email not in body["secondary_emails"]
+
+
+async def _claim(scripts: Scripts, tenant: str, lease_ms: int = 60_000) -> list[list[bytes]]:
+    keys = TenantKeys(tenant)
+    _next, jobs = await scripts.deliver_claim(
+        keys=[keys.outbox], args=[keys.prefix, WEBHOOK, 0, lease_ms, 10]
+    )
+    return list(jobs)
+
+
+async def _complete(scripts: Scripts, tenant: str, results: list[dict[str, object]]) -> None:
+    keys = TenantKeys(tenant)
+    await scripts.deliver_complete(
+        keys=[keys.outbox], args=[keys.prefix, WEBHOOK, 0, 100, json.dumps(results)]
+    )
+
+
+async def test_a_stale_lease_cannot_complete_a_job_another_worker_holds(
+    scripts: Scripts, redis_client: redis.Redis
+) -> None:
+    tenant = uniq("lease")
+    keys = TenantKeys(tenant)
+    rec = "c_01JDQ8Z6X4M2V5B7N9P3R6T8W1"
+    redis_client.zadd(keys.vendor_key("q", WEBHOOK), {rec: 0})
+    first = await _claim(scripts, tenant)
+    assert len(first) == 1
+    old_token = first[0][6].decode()
+    # the first worker stalls past its lease: another worker claims the job
+    redis_client.zadd(keys.vendor_key("f", WEBHOOK), {rec: 0})
+    second = await _claim(scripts, tenant)
+    assert len(second) == 1 and second[0][6].decode() != old_token
+    # the stalled worker wakes up and reports: ignored, the lease stays with the second
+    await _complete(scripts, tenant, [{"rec": rec, "token": old_token, "outcome": "ok", "version": 1}])
+    assert redis_client.zscore(keys.vendor_key("f", WEBHOOK), rec) is not None
+    assert redis_client.hget(keys.vendor_key("dv", WEBHOOK), rec) is None
+    await _complete(
+        scripts, tenant, [{"rec": rec, "token": second[0][6].decode(), "outcome": "ok", "version": 2}]
+    )
+    assert redis_client.zscore(keys.vendor_key("f", WEBHOOK), rec) is None
+    assert redis_client.hget(keys.vendor_key("dv", WEBHOOK), rec) == b"2"
+
+
+async def test_a_vendor_ref_of_a_record_deleted_in_flight_goes_to_its_tombstone(
+    scripts: Scripts, redis_client: redis.Redis
+) -> None:
+    tenant = uniq("tomb")
+    keys = TenantKeys(tenant)
+    rec = "c_01JDQ8Z6X4M2V5B7N9P3R6T8W2"
+    redis_client.set(f"{keys.prefix}tomb:{rec}", json.dumps({"id": rec, "version": 3}))
+    redis_client.zadd(keys.vendor_key("q", WEBHOOK), {rec: 0})
+    job = (await _claim(scripts, tenant))[0]
+    await _complete(
+        scripts,
+        tenant,
+        [{"rec": rec, "token": job[6].decode(), "outcome": "ok", "version": 2, "ref": "vendor-42"}],
+    )
+    tomb = json.loads(redis_client.get(f"{keys.prefix}tomb:{rec}"))
+    assert tomb["vendor_refs"] == {WEBHOOK: "vendor-42"}
