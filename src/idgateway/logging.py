@@ -38,7 +38,11 @@ def configure_logging(
             structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
         ]
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+            if structlog.dev.rich is not None
+            else structlog.dev.plain_traceback
+        )
         shared_tail = []
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -189,7 +189,7 @@ def test_spec_section_8_example_loads(tmp_path: Path, monkeypatch: pytest.Monkey
     env = {
         "ACME_SECRET_KEY": "sk_live_spec_example_0123456789",
         "ACME_IDENTITY_SECRET": "identity-secret",
-        "ACME_GROOVE_TOKEN": "groove-token",
+        "ACME_GROOVE_TOKEN": "groove-token-0123456789abcdef",
         "ACME_SMOOCH_KEY": "smooch-key",
         "ACME_PROFILE_TOKEN": "profile-token",
     }
@@ -258,7 +258,6 @@ GOOD_DURATIONS = [
     ("12h", 43200),
     ("1d", 86400),
     ("30d", 30 * 86400),
-    ("0s", 0),
 ]
 
 
@@ -890,3 +889,37 @@ def test_two_vendors_with_one_name_is_an_error(tmp_path: Path) -> None:
     path = make_tree(tmp_path, "", {"acme": tenant_toml(tables=tables)})
 
     find_issue(issues_of(path), tenant_file(tmp_path), "$.vendors[1]")
+
+
+def test_a_short_or_shared_groove_token_is_an_error(tmp_path: Path) -> None:
+    """The token alone names the tenant on the Groove profile source: long and unique."""
+    short = tenant_toml(tables='[compat]\ngroove_api_token = "x"\n')
+    path = make_tree(tmp_path, "", {"acme": short})
+    find_issue(issues_of(path), tenant_file(tmp_path), "$.compat.groove_api_token")
+
+    shared = '[compat]\ngroove_api_token = "groove-token-shared-0123456789"\n'
+    other = tmp_path / "two"
+    path = make_tree(
+        other, "", {"acme": tenant_toml(tables=shared), "beta": tenant_toml("beta", key=SECRET_B, tables=shared)}
+    )
+    issues = issues_of(path)
+    assert any(i.path == "$.compat.groove_api_token" and "same as" in i.message for i in issues), issues
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [("delivery", 'timeout = "0s"'), ("profile", 'timeout = "0s"'), ("tenant", 'session_ttl = "0s"')],
+)
+def test_zero_durations_are_errors(tmp_path: Path, section: str, line: str) -> None:
+    if section == "delivery":
+        path = make_tree(tmp_path, f"[delivery]\n{line}\n", {"acme": tenant_toml()})
+        assert any(i.path.startswith("$.delivery") for i in issues_of(path))
+        return
+    if section == "profile":
+        tables = f'[profile]\nwebhook_url = "https://app.acme.test/p"\ntemplate = "p.liquid"\n{line}\n'
+        path = make_tree(tmp_path, "", {"acme": tenant_toml(tables=tables)})
+        (tmp_path / "tenants" / "p.liquid").write_text("{{ email }}")
+        assert any(i.path.startswith("$.profile") for i in issues_of(path))
+        return
+    path = make_tree(tmp_path, "", {"acme": tenant_toml(top=line)})
+    assert any("session_ttl" in str(i) for i in issues_of(path))

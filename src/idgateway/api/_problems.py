@@ -16,8 +16,11 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from redis.exceptions import RedisError
+
 from idgateway.errors import (
     GatewayError,
+    Unavailable,
     Malformed,
     MethodNotAllowed,
     NotFound,
@@ -65,7 +68,8 @@ def _malformed_from_validation(exc: ValidationException) -> Malformed:
         elif item.get("source") == "body" and key:
             path = f"$.{key}"
         elif key:
-            path = f"{item.get('source', 'query')}:{key}"
+            source = item.get("source", "query")
+            path = f"{getattr(source, 'value', source)}:{key}"
         else:
             path = "$"
         errors.append({"path": path, "code": "malformed", "message": message})
@@ -88,6 +92,8 @@ def translate(exc: Exception) -> GatewayError:
         if exc.headers:
             err.headers.update(exc.headers)
         return err
+    if isinstance(exc, RedisError | ConnectionError | TimeoutError):
+        return Unavailable("the data store does not answer; try again")
     if isinstance(exc, RecursionError):
         # msgspec refuses documents nested deeper than the interpreter's recursion limit.
         return Malformed("the request body is nested too deeply")
@@ -105,7 +111,9 @@ def translate(exc: Exception) -> GatewayError:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     err = translate(exc)
-    if not isinstance(exc, GatewayError | HTTPException | UnicodeDecodeError | RecursionError):
+    expected = (GatewayError, HTTPException, UnicodeDecodeError, RecursionError, RedisError,
+                ConnectionError, TimeoutError)
+    if not isinstance(exc, expected):
         log.error("unhandled error", path=request.url.path, exc_info=exc)
     elif err.status >= 500:  # an expected failure (a webhook, Redis): no stack trace
         log.warning("request failed", path=request.url.path, status=err.status, detail=err.detail)

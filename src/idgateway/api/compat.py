@@ -50,7 +50,7 @@ async def gist_identify(
 
 def _smooch_app(tenant: Tenant, app_id: str) -> None:
     expected = tenant.config.compat.smooch_app_id
-    if expected is None or not hmac.compare_digest(expected, app_id):
+    if expected is None or not hmac.compare_digest(expected.encode(), app_id.encode()):
         raise NotFound("no such Smooch app for this tenant")
 
 

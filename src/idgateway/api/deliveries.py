@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -13,7 +14,7 @@ from litestar.router import Router
 from idgateway.api._state import gateway_of
 from idgateway.api.records import provide_tenant
 from idgateway.delivery import DeliveryPage, dry_run, list_deliveries, replay
-from idgateway.errors import NotFound
+from idgateway.errors import Malformed, NotFound
 from idgateway.model import (
     CONTACT_PREFIX,
     contact_from_hash,
@@ -37,6 +38,10 @@ async def deliveries(
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
 ) -> DeliveryPage:
     _vendor(tenant, vendor)
+    if cursor is not None:
+        pattern = r"^\d{1,20}-\d{1,20}$" if status == "dead" else r"^\d{1,9}$"
+        if not re.match(pattern, cursor):
+            raise Malformed("`cursor` is the `next` value of the previous page")
     client = gateway_of(request).records().client
     return await list_deliveries(client, tenant, status=status, vendor=vendor, cursor=cursor, limit=limit)
 

@@ -83,9 +83,10 @@ class TranslatedCalls:
 def user_hash_ok(secret: str, raw: Any, normalised: str, given: str) -> bool:
     """``given`` is the hex HMAC-SHA256 of the identifying value, as the caller's server sent
     it (raw) or normalised; compared in constant time."""
+    presented = given.strip().lower().encode("utf-8", "replace")
     for value in {str(raw), normalised}:
         expected = hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
-        if hmac.compare_digest(expected, given.strip().lower()):
+        if hmac.compare_digest(expected.encode(), presented):
             return True
     return False
 

@@ -11,11 +11,21 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
+import structlog
 from liquid import Environment, Template
 from liquid.builtin.expressions.primitive import RangeLiteral
-from liquid.exceptions import LiquidError, LoopIterationLimitError, ResourceLimitError
+from liquid.exceptions import (
+    LiquidError,
+    LoopIterationLimitError,
+    OutputStreamLimitError,
+    ResourceLimitError,
+)
+
+log = structlog.get_logger(__name__)
 
 
 class ProfileEnvironment(Environment):
@@ -45,8 +55,45 @@ def _capped_range(self: RangeLiteral, start: Any, stop: Any) -> range:
 
 RangeLiteral._make_range = _capped_range  # type: ignore[method-assign]
 
+
+def _size(value: Any) -> int:
+    if isinstance(value, list | tuple):
+        return sum(len(str(v)) for v in value)
+    return len(str(value))
+
+
+def _capped_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Filters build their result whole before the output cap sees it: `a | append: a` in a
+    loop, or a `replace` of every character by a long string, reach gigabytes in a few
+    steps. Results that could grow are sized before they are built, every other one after."""
+    limit = ProfileEnvironment.output_stream_limit
+
+    def over(size: int) -> None:
+        if size > limit:
+            raise OutputStreamLimitError(
+                f"filter `{name}` would make {size} characters (limit {limit})", token=None
+            )
+
+    @functools.wraps(fn)
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        if name.startswith("replace") and len(args) >= 3:
+            text, old, new = (str(a) for a in args[:3])
+            count = (text.count(old) if old else len(text) + 1) if name == "replace" else 1
+            over(len(text) + count * max(0, len(new) - len(old)))
+        elif name in ("append", "prepend", "join", "concat") and args:
+            over(sum(_size(a) for a in args))
+        result = fn(*args, **kwargs)
+        if isinstance(result, str | list | tuple):
+            over(_size(result) if isinstance(result, str) else len(result))
+        return result
+
+    return capped
+
+
 ENV = ProfileEnvironment(autoescape=True)
+ENV.filters = {name: _capped_filter(name, fn) for name, fn in ENV.filters.items()}
 _compiled: dict[str, tuple[float, Template]] = {}
+_broken: dict[str, str] = {}  # path → why the file on disk does not compile (the last good one is used)
 
 
 class TemplateProblem(Exception):
@@ -69,14 +116,30 @@ def compile_source(source: str, name: str = "<draft>") -> Template:
 
 
 def compile_file(path: str) -> Template:
-    """The compiled template of a file, compiled again only when the file changes."""
-    mtime = Path(path).stat().st_mtime
+    """The compiled template of a file, compiled again only when the file changes. When the
+    file breaks (edited into a syntax error, removed) the last good template keeps serving
+    and :func:`file_problem` says why; with none, :class:`TemplateProblem` is raised."""
     cached = _compiled.get(path)
-    if cached is not None and cached[0] == mtime:
+    try:
+        mtime = Path(path).stat().st_mtime
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        template = compile_source(Path(path).read_text(encoding="utf-8"), path)
+    except (TemplateProblem, OSError, UnicodeDecodeError) as exc:
+        problem = exc.message if isinstance(exc, TemplateProblem) else f"cannot read {path}: {exc}"
+        if _broken.get(path) != problem:
+            log.warning("profile template broken; serving the last good one", problem=problem)
+        _broken[path] = problem
+        if cached is None:
+            raise TemplateProblem(problem) from None
         return cached[1]
-    template = compile_source(Path(path).read_text(encoding="utf-8"), path)
+    _broken.pop(path, None)
     _compiled[path] = (mtime, template)
     return template
+
+
+def file_problem(path: str) -> str | None:
+    return _broken.get(path)
 
 
 def syntax_error(path: Path) -> str | None:
@@ -98,5 +161,10 @@ def render(template: Template, context: dict[str, object]) -> tuple[str, str | N
         problem = f"the profile template went over a limit: {_describe(exc)}"
     except LiquidError as exc:
         problem = f"the profile template failed: {_describe(exc)}"
-    box = f'<div class="idgw-profile-error">{html.escape(problem)}</div>'
-    return box, problem
+    except Exception as exc:  # a filter meeting data it cannot take (`"Gold" | sum`)
+        problem = f"the profile template failed: {type(exc).__name__}: {exc}"
+    return error_box(problem), problem
+
+
+def error_box(problem: str) -> str:
+    return f'<div class="idgw-profile-error">{html.escape(problem)}</div>'

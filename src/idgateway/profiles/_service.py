@@ -21,7 +21,14 @@ import structlog
 
 from idgateway.errors import WebhookFailed
 from idgateway.model import Contact, flatten_record, format_epoch_ms, now_ms
-from idgateway.profiles._liquid import compile_file, compile_source, render
+from idgateway.profiles._liquid import (
+    TemplateProblem,
+    compile_file,
+    compile_source,
+    error_box,
+    file_problem,
+    render,
+)
 from idgateway.profiles._metrics import PROFILE_CACHE
 from idgateway.profiles._webhook import fetch_profile
 from idgateway.store import TenantKeys
@@ -213,7 +220,15 @@ def render_profile(
     template: Template | None = None,
 ) -> RenderedProfile:
     context, warnings = render_context(config, profile.data, contact, email)
-    html, problem = render(template or compile_file(config.template), context)
+    try:
+        compiled = template or compile_file(config.template)
+    except TemplateProblem as exc:
+        html, problem = error_box(exc.message), exc.message
+    else:
+        html, problem = render(compiled, context)
+        broken = None if template is not None else file_problem(config.template)
+        if broken:
+            warnings.append(f"the template file is broken; showing the last good one: {broken}")
     if problem:
         warnings.append(problem)
     return RenderedProfile(

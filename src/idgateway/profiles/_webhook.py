@@ -37,6 +37,8 @@ def check_flat(body: bytes) -> dict[str, Any]:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError:
         raise WebhookFailed("the webhook did not answer JSON") from None
+    except RecursionError:
+        raise WebhookFailed("the webhook's answer is nested too deeply") from None
     if not isinstance(data, dict):
         raise WebhookFailed(f"the webhook answered a JSON {type(data).__name__}, not an object")
     for key, value in data.items():

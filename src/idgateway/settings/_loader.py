@@ -9,6 +9,7 @@ mistake at once.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tomllib
@@ -212,6 +213,14 @@ def load_settings(config_path: str | os.PathLike[str]) -> Settings:
         _check_tenant(tenant, file, tenant_path.parent, issues)
         from idgateway.api.auth import key_digest
 
+        token = tenant.compat.groove_api_token
+        if token:
+            digest = hashlib.sha256(token.encode()).digest()
+            if digest in seen_keys:
+                issues.append(
+                    ConfigIssue(file, "$.compat.groove_api_token", f"same as {seen_keys[digest]}")
+                )
+            seen_keys[digest] = f"{tenant.id}/compat.groove_api_token"
         for i, key in enumerate(tenant.api_keys):
             digest = key_digest(key)
             if digest in seen_keys:

@@ -80,6 +80,12 @@ class DeliverySection(Base):
     # Changes to one record within this window reach a vendor as one delivery.
     coalesce_window: Duration = Duration(0.25)
 
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise ValueError("`timeout` must be more than 0")
+        if not self.retry_schedule:
+            raise ValueError("`retry_schedule` needs at least one wait")
+
 
 class TenantsSection(Base):
     dir: str = "tenants"
@@ -160,7 +166,8 @@ class FieldsConfig(Base):
 
 class CompatConfig(Base):
     smooch_app_id: str | None = None
-    groove_api_token: str | None = None
+    # Groove's servers send it in a URL: it alone names the tenant, so it must be long.
+    groove_api_token: Annotated[str, Meta(min_length=16)] | None = None
 
 
 class VendorConfig(Base):
@@ -178,10 +185,9 @@ class ProfileConfig(Base):
     cache_ttl: Duration = Duration(3600.0)
     timeout: Duration = Duration(5.0)
 
-
-class RateLimitConfig(Base):
-    requests_per_second: Annotated[int, Meta(ge=1)] = 100
-    burst: Annotated[int, Meta(ge=1)] | None = None
+    def __post_init__(self) -> None:
+        if self.timeout <= 0 or self.cache_ttl <= 0:
+            raise ValueError("`timeout` and `cache_ttl` must be more than 0")
 
 
 class TenantFile(Base):
@@ -199,4 +205,7 @@ class TenantFile(Base):
     compat: CompatConfig = msgspec.field(default_factory=CompatConfig)
     vendors: list[VendorConfig] = msgspec.field(default_factory=list)
     profile: ProfileConfig | None = None
-    rate_limit: RateLimitConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.session_ttl <= 0:
+            raise ValueError("`session_ttl` must be more than 0")
