@@ -2,10 +2,12 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir -c constraints.txt . && useradd --system idgw
+RUN pip install --no-cache-dir -c constraints.txt . && useradd --system idgw \
+    && mkdir -p /app/var && chown idgw /app/var
 COPY vendors ./vendors
-COPY config ./config
 ENV IDGW_VENDORS_DIR=/app/vendors
+# No config is baked in (the example's keys are public): mount yours at /app/config.
+VOLUME ["/app/config", "/app/var"]
 USER idgw
 EXPOSE 8080
 ENTRYPOINT ["idgateway"]

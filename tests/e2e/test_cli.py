@@ -477,3 +477,27 @@ def test_port_option_overrides_the_config_port(tmp_path: Path, data_dir: Path) -
         assert httpx.get(f"http://127.0.0.1:{cli_port}/healthz", timeout=5).status_code == 200
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{config_port}/healthz", timeout=2)
+
+
+def test_a_redis_that_does_not_answer_is_503_not_500(tmp_path: Path) -> None:
+    """Every data endpoint answers 503 `unavailable` while Redis is down; /healthz stays up."""
+    port = free_port()
+    config = write_config(tmp_path, f"redis://127.0.0.1:{free_port()}/0", port)
+    log = tmp_path / "gateway.log"
+    process = start_gateway(config, port, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ACME_SECRET}"}, timeout=10) as api:
+            response = api.post("/v1/identify", json={"traits": {"email": "down@example.org"}})
+            assert response.status_code == 503, response.text
+            assert response.json()["type"] == "/problems/unavailable"
+            assert api.get("/readyz").status_code == 503
+    finally:
+        stop_process(process)

@@ -70,8 +70,11 @@ def identify_contact(key: str, value: Any, user_hash: str | None = None) -> dict
     return call
 
 
-def identify_company(key: str, value: Any) -> dict[str, Any]:
-    return {"op": "identifyCompany", "key": key, "value": value}
+def identify_company(key: str, value: Any, user_hash: str | None = None) -> dict[str, Any]:
+    call: dict[str, Any] = {"op": "identifyCompany", "key": key, "value": value}
+    if user_hash is not None:
+        call["user_hash"] = user_hash
+    return call
 
 
 def post_calls(
@@ -1387,16 +1390,23 @@ def test_publishable_identify_with_the_right_user_hash_is_200(
     )
 
 
-def test_publishable_calls_without_identify_contact_need_no_user_hash(
+def test_identify_company_with_a_publishable_key_needs_a_user_hash_too(
     verified_browser: httpx.Client,
 ) -> None:
+    """Stricter than SPEC §5.1 (which names identifyContact): otherwise a browser could bind
+    and set fields on any company by its domain."""
     sid, domain = new_sid(), f"{uniq('d')}.example"
 
+    refused = verified_browser.post(
+        f"/v1/sessions/{sid}/calls",
+        json={"calls": [set_contact(contact_first_name="Tak"), identify_company("company_domain", domain)]},
+    )
+    assert refused.status_code == 403
     body = post_calls(
         verified_browser,
         sid,
         set_contact(contact_first_name="Tak"),
-        identify_company("company_domain", domain),
+        identify_company("company_domain", domain, user_hash=user_hash(domain)),
     )
 
     assert body["company"]["domain"] == domain

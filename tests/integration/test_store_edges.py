@@ -136,3 +136,32 @@ async def test_a_vendor_ref_of_a_record_deleted_in_flight_goes_to_its_tombstone(
     )
     tomb = json.loads(redis_client.get(f"{keys.prefix}tomb:{rec}"))
     assert tomb["vendor_refs"] == {WEBHOOK: "vendor-42"}
+
+
+def test_erasing_a_contact_erases_its_cached_profile_data(
+    api: httpx.Client, redis_client: redis.Redis
+) -> None:
+    email = uniq_email()
+    contact = api.post("/v1/identify", json={"traits": {"email": email}}).json()["contact"]
+    cache = f"idgw:{{acme}}:pf:{email}"
+    redis_client.hset(cache, mapping={"d": "{}", "at": "1"})
+    assert api.delete(f"/v1/contacts/{contact['id']}").status_code == 204
+    assert redis_client.exists(cache) == 0
+
+
+def test_a_non_ascii_user_hash_is_refused_not_a_crash(gateway: RunningGateway) -> None:
+    from tests.conftest import VERIFIED_PUBLISHABLE
+
+    with gateway.client(None, **{"X-Idgw-Key": VERIFIED_PUBLISHABLE}) as browser:
+        response = browser.post(
+            f"/v1/sessions/s{uniq('')}-000000/calls",
+            json={"calls": [{"op": "identifyContact", "key": "contact_email", "value": uniq_email(), "user_hash": "é" * 64}]},
+        )
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("query", ["cursor=garbage", "status=queued&cursor=abc"])
+def test_a_malformed_deliveries_cursor_is_400(api: httpx.Client, query: str) -> None:
+    response = api.get(f"/v1/deliveries?{query}")
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")

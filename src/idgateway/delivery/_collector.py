@@ -38,10 +38,12 @@ class DeliveryCollector(Collector):
         retrying = GaugeMetricFamily("idgw_delivery_retry_depth", "Jobs waiting for a retry", labels=["tenant", "vendor"])
         dead = GaugeMetricFamily("idgw_dead_letters", "Dead letters waiting for an operator", labels=["tenant", "vendor"])
         if self._client is None:
+            # short timeouts: a scrape must not hang on a Redis that does not answer
+            options = {"socket_timeout": 1, "socket_connect_timeout": 1}
             if self._cluster:
-                self._client = redis.RedisCluster.from_url(self._url, socket_timeout=2)
+                self._client = redis.RedisCluster.from_url(self._url, **options)
             else:
-                self._client = redis.Redis.from_url(self._url, socket_timeout=2)
+                self._client = redis.Redis.from_url(self._url, **options)
         for tenant, vendor in self._lanes:
             keys = TenantKeys(tenant)
             pipe = self._client.pipeline(transaction=False)

@@ -57,6 +57,7 @@ class IdentifyContact(_Call, tag="identifyContact"):
 class IdentifyCompany(_Call, tag="identifyCompany"):
     key: str
     value: Any
+    user_hash: str | None = None  # required with publishable keys when verification is required
 
 
 class Logout(_Call, tag="logout"):
@@ -161,8 +162,11 @@ def translate_calls(
             _set_step("c", contacts, call.properties, f"{base}.properties", out)
         elif isinstance(call, SetCompany):
             _set_step("o", companies, call.properties, f"{base}.properties", out)
-        elif isinstance(call, IdentifyContact):
-            value = _identify_step("c", contacts, call, base, out)
+        elif isinstance(call, IdentifyContact | IdentifyCompany):
+            # SPEC §5.1 asks it of identifyContact; companies are held to the same rule, or a
+            # browser could bind (and set fields on) any company by its domain.
+            ns: Literal["c", "o"] = "c" if isinstance(call, IdentifyContact) else "o"
+            value = _identify_step(ns, contacts if ns == "c" else companies, call, base, out)
             if value is None or verification == "off" or identity_secret is None:
                 continue
             if call.user_hash is None:
@@ -170,8 +174,6 @@ def translate_calls(
                     out.unverified.append(f"{base}.user_hash")
             elif not user_hash_ok(identity_secret, call.value, value, call.user_hash):
                 out.unverified.append(f"{base}.user_hash")
-        elif isinstance(call, IdentifyCompany):
-            _identify_step("o", companies, call, base, out)
         else:
             out.steps.append({"op": "logout"})
     return out

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 RESERVED = ("name", "status", "email", "first_name", "last_name", "full_name")
+KEEP_MS = 30 * 86400 * 1000  # cached webhook data lives 30 days after its last fetch
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -92,6 +93,8 @@ class ProfileService:
         assert config is not None
         cache_key, _lock = self._keys(tenant, email)
         cached = await self.client.hgetall(cache_key)
+        if b"d" not in cached:  # nothing cached (a lone `inv` left by a message is nothing)
+            cached = {}
         if cached and not force and b"inv" not in cached:
             fetched = int(cached[b"at"])
             if now_ms() - fetched < config.cache_ttl * 1000:
@@ -140,6 +143,8 @@ class ProfileService:
                 async with self.client.pipeline(transaction=True) as pipe:
                     pipe.hset(cache_key, mapping={"d": _encode(data), "at": fetched})
                     pipe.hdel(cache_key, "inv")
+                    # kept past cache_ttl only to serve stale data when the webhook fails
+                    pipe.pexpire(cache_key, KEEP_MS)
                     await pipe.execute()
                 PROFILE_CACHE.labels("fetched").inc()
                 return ProfileData(data, fetched)

@@ -26,6 +26,9 @@ key                        type    holds
                                    last call, ``_ct`` / ``_co`` bound contact / company,
                                    ``c.<field>`` / ``o.<field>`` buffered values (JSON text,
                                    ``null`` removes), ``tc.`` / ``to.`` their inferred types
+``…:pf:<email>``           hash    profile webhook data: ``d`` JSON, ``at`` fetch time, ``inv``
+                                   after a new message; expires 30 d after the last fetch
+``…:pfl:<email>``          string  lock of the one fetch in progress (and ``:err``: why it failed)
 ``…:cs:<contact id>``      hash    the contact's sessions: session id → ``1`` (reverse index,
                                    so deleting or merging a contact finds its sessions)
 ``…:outbox``               stream  change events: ``type``, ``id``, ``v`` (record version);

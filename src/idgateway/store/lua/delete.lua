@@ -16,6 +16,8 @@ for _, co in ipairs(old['_co'] and cjson.decode(old['_co']) or {}) do
   end
 end
 tombstone(P, 'c_' .. id, old)
+-- the profile data fetched for it goes too (erasure)
+if old['email'] then redis.call('DEL', P .. 'pf:' .. cjson.decode(old['email'])) end
 redis.call('DEL', key)
 -- Its browser sessions go with it (SPEC §5.3).
 local sessions = P .. 'cs:' .. id

@@ -94,6 +94,7 @@ hset_all(ikey, args)
 if #dels > 0 then hdel_all(ikey, dels) end
 for _, kv in pairs(id_values(spec, cur)) do ix_set(P, 'c', kv[1], kv[2], into) end
 tombstone(P, 'c_' .. from, b)
+if b['email'] then redis.call('DEL', P .. 'pf:' .. cjson.decode(b['email'])) end
 redis.call('DEL', fkey)
 redis.call('HSET', P .. 'merged', from, into)
 -- Sessions bound to `from` now follow `into`.
