@@ -220,6 +220,17 @@ class Preloader:
             pipe.execute()
 
 
+def wait_quiet(r: redis_sync.Redis, timeout: float = 300) -> None:
+    """Let an AOF rewrite (which a large preload triggers) finish before measuring: its fork
+    and disk writes would otherwise land on one side of a comparison only."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = r.info("persistence")
+        if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+            return
+        time.sleep(0.5)
+
+
 def measure_round_trips(redis_url: str, port: int, tenant: str, n: int = 50) -> tuple[float, float]:
     """(client calls per identify, commands run inside the script per identify), via MONITOR:
     every command touching the tenant's keys, split by who issued it (a client or Lua)."""
@@ -339,6 +350,7 @@ def main() -> int:
         # --- 10k vs 1M stored contacts, and memory per contact ------------------------------
         pre = Preloader(redis_url, "b10k")
         pre.load(0, 10_000)
+        wait_quiet(r)
         rate = min(1000.0, half)
         def probe(name: str, first: int) -> Path:
             bodies = [identify_body(i) for i in range(first, first + int(rate * SECONDS) + 2000)]
@@ -354,6 +366,7 @@ def main() -> int:
         log(f"preloaded {CONTACTS - 10_000:,} contacts in {time.monotonic() - t0:.0f} s")
         after = r.info("memory")["used_memory"]
         outbox_after = r.memory_usage(TenantKeys("b10k").outbox) or 0
+        wait_quiet(r)
         total_per = (after - before) / (CONTACTS - 10_000)
         outbox_per = (outbox_after - outbox_before) / (CONTACTS - 10_000)
         large = loadgen(gw_port, requests=probe("p1m", 4_000_000), rate=rate, connections=32)
@@ -459,6 +472,7 @@ def delivery_bench(redis_url: str, work: Path, null_port: int, procs: list[subpr
     })
     Preloader(redis_url, "bdl").load(0, n)
     r = redis_sync.Redis.from_url(redis_url)
+    wait_quiet(r)
     dv = TenantKeys("bdl").vendor_key("dv", "webhook")
     worker_log = (work / "worker.log").open("wb")
     worker = subprocess.Popen([PY, "-m", "idgateway", "worker", "--config", str(config)],

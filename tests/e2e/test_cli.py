@@ -353,6 +353,7 @@ def test_data_survives_a_restart_on_the_same_data_dir(tmp_path: Path, data_dir: 
         assert found.json()["email"] == email
         with client(port) as api:
             by_email = api.get("/v1/contacts", params={"email": email})
+        assert by_email.status_code == 200, by_email.text
         assert by_email.json()["id"] == contact_id
 
 

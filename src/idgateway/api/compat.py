@@ -42,10 +42,7 @@ async def gist_identify(
     request: Request[Any, Any, Any], tenant: Tenant, data: Annotated[GistIdentify, Body()]
 ) -> Response[IdentifyResponse]:
     outcome = await apply(gateway_of(request).records(), tenant, translate_gist(data, tenant.contacts))
-    return Response(
-        IdentifyResponse(outcome.contact, None, outcome.created, outcome.changed, outcome.discarded),
-        status_code=201 if outcome.created else 200,
-    )
+    return IdentifyResponse.of(outcome)
 
 
 def _smooch_app(tenant: Tenant, app_id: str) -> None:

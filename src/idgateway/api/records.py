@@ -31,7 +31,7 @@ from idgateway.model import (
     is_junk,
     parse_record_id,
 )
-from idgateway.service import apply
+from idgateway.service import Outcome, apply
 from idgateway.tenancy import Tenant
 
 
@@ -41,6 +41,12 @@ class IdentifyResponse(msgspec.Struct):
     created: bool
     changed: list[str]
     discarded: list[str]
+
+    @classmethod
+    def of(cls, outcome: Outcome, *, created_status: int = 201) -> Response[IdentifyResponse]:
+        """The answer to an identify-like call: 201 when it created the record, else 200."""
+        body = cls(outcome.contact, outcome.company, outcome.created, outcome.changed, outcome.discarded)
+        return Response(body, status_code=created_status if outcome.created else 200)
 
 
 class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,12 +88,7 @@ async def identify(
     IDENTIFY_OUTCOMES.labels(
         "created" if outcome.created else "updated" if outcome.changed else "unchanged"
     ).inc()
-    return Response(
-        IdentifyResponse(
-            outcome.contact, outcome.company, outcome.created, outcome.changed, outcome.discarded
-        ),
-        status_code=201 if outcome.created else 200,
-    )
+    return IdentifyResponse.of(outcome)
 
 
 @post("/group", status_code=200, summary="Identify a company and link a contact to it")
@@ -96,12 +97,7 @@ async def group(
 ) -> Response[IdentifyResponse]:
     store = gateway_of(request).records()
     outcome = await apply(store, tenant, translate_group(data, tenant.contacts, tenant.companies))
-    return Response(
-        IdentifyResponse(
-            outcome.contact, outcome.company, outcome.created, outcome.changed, outcome.discarded
-        ),
-        status_code=200,
-    )
+    return IdentifyResponse.of(outcome, created_status=200)
 
 
 def _lookup_key(
