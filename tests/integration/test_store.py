@@ -101,7 +101,7 @@ async def test_index_always_mirrors_the_record(store: RecordStore, redis_client:
     # Deleting frees every identifier.
     assert await store.delete_contact("storetest", first.ulid, CONTACTS)
     assert await store.lookup("storetest", "c", "e", new) is None
-    assert await store.lookup("storetest", "c", f"u.member_no", member) is None
+    assert await store.lookup("storetest", "c", "u.member_no", member) is None
     key, field = KEYS.index("c", "e", new)
     assert redis_client.hget(key, field) is None
 
