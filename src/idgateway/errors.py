@@ -9,7 +9,6 @@
      ├── IdentityConflict     409 /problems/identity-conflict
      ├── TooLarge             413 /problems/too-large
      ├── ValidationFailed     422 /problems/validation-failed
-     ├── RateLimited          429 /problems/rate-limited
      ├── WebhookFailed        502 /problems/webhook-failed
      └── Unavailable          503 /problems/unavailable
 
@@ -73,10 +72,6 @@ class ValidationFailed(GatewayError):
             errors=[{"path": v.path, "code": v.code, "message": v.message} for v in violations],
         )
         self.violations = violations
-
-
-class RateLimited(GatewayError):
-    status, type, title = 429, "/problems/rate-limited", "Rate limited"
 
 
 class WebhookFailed(GatewayError):

@@ -161,16 +161,6 @@ def test_blocked_patterns_are_case_insensitive() -> None:
     assert not pattern.fullmatch("test@exampleXcom")
 
 
-def test_spec_for_hfield() -> None:
-    registry = build_registry(ACME, "contact")
-    assert registry.spec_for_hfield("p.plan") is registry.fields["plan"]
-    assert registry.spec_for_hfield("email") is registry.fields["email"]
-    assert registry.spec_for_hfield("p.nope") is None
-
-
-# --- registry_issues --------------------------------------------------------------------------
-
-
 def test_clean_tenant_has_no_issues() -> None:
     assert registry_issues(ACME) == []
     assert registry_issues(tenant()) == []

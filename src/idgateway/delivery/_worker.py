@@ -514,8 +514,7 @@ class Lane:
                     # The lease keeps the jobs safe meanwhile: they are redelivered if we die.
                     log.warning("recording outcomes failed; retrying", error=str(exc), attempt=attempt)
                     await asyncio.sleep(min(5.0, 0.2 * (attempt + 1)))
-            if any(r.outcome in ("retry", "release", "disabled") or r.outcome == "ok" for r in batch):
-                self._wake.set()
+            self._wake.set()  # slots freed, or jobs back in the queue: claim again
 
     # --- housekeeping -----------------------------------------------------------------------
 

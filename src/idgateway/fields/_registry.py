@@ -101,10 +101,6 @@ class Registry:
     def required(self) -> list[FieldSpec]:
         return [f for f in self.fields.values() if f.required]
 
-    def spec_for_hfield(self, hfield: str) -> FieldSpec | None:
-        key = hfield[len(CUSTOM_PREFIX) :] if hfield.startswith(CUSTOM_PREFIX) else hfield
-        return self.fields.get(key)
-
 
 def _custom_spec(cfg: FieldConfig, default_region: str | None) -> FieldSpec:
     options = tuple(cfg.options) if cfg.options else None

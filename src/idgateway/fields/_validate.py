@@ -61,6 +61,7 @@ class RecordChange:
 
     @property
     def empty(self) -> bool:
+        """Nothing to write (e.g. only unknown keys that were discarded)."""
         return not (self.sets or self.unsets or self.tags_add)
 
 
