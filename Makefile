@@ -26,9 +26,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-## check: validate the example configuration
+## check: lint (ruff), types (mypy --strict on src/ and vendors/), the example configuration
 check: $(STAMP)
-	$(BIN)/idgateway config check --config config/gateway.toml
+	$(BIN)/ruff check src vendors tests benchmarks
+	$(BIN)/ruff format --check src vendors tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/idgateway config check --config config/gateway.toml > /dev/null
 
 ## lock: re-pin constraints.txt from the current environment
 lock: $(STAMP)

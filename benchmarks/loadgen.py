@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 
 def build_requests(args: argparse.Namespace) -> list[bytes]:
@@ -26,7 +27,7 @@ def build_requests(args: argparse.Namespace) -> list[bytes]:
         headers = "".join(f"{h}\r\n" for h in args.header)
         return [f"GET {args.get} HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode()]
     out = []
-    with open(args.requests, encoding="utf-8") as f:
+    with Path(args.requests).open(encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
             body = r["body"].encode()
@@ -154,7 +155,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--rate", type=float, default=0.0, help="requests/s (0: as fast as possible)")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="requests/s (0: as fast as possible)"
+    )
     args = parser.parse_args()
     try:
         import uvloop

@@ -40,7 +40,9 @@ class Protocol(asyncio.Protocol):
                 body = json.dumps(COUNTS).encode()
                 self.transport.write(  # type: ignore[attr-defined]
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                    + str(len(body)).encode() + b"\r\n\r\n" + body
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
                 )
                 continue
             COUNTS[path] += 1

@@ -151,12 +151,30 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def loadgen(port: int, *, requests: Path | None = None, get: str | None = None,
-            headers: list[str] | None = None, seconds: float = SECONDS, rate: float = 0,
-            connections: int = 32) -> dict[str, Any]:
-    cmd = [PY, str(ROOT / "benchmarks" / "loadgen.py"), "--port", str(port),
-           "--seconds", str(seconds), "--connections", str(connections), "--rate", str(rate),
-           "--warmup", str(min(2.0, seconds / 5))]
+def loadgen(
+    port: int,
+    *,
+    requests: Path | None = None,
+    get: str | None = None,
+    headers: list[str] | None = None,
+    seconds: float = SECONDS,
+    rate: float = 0,
+    connections: int = 32,
+) -> dict[str, Any]:
+    cmd = [
+        PY,
+        str(ROOT / "benchmarks" / "loadgen.py"),
+        "--port",
+        str(port),
+        "--seconds",
+        str(seconds),
+        "--connections",
+        str(connections),
+        "--rate",
+        str(rate),
+        "--warmup",
+        str(min(2.0, seconds / 5)),
+    ]
     if requests:
         cmd += ["--requests", str(requests)]
     if get:
@@ -175,9 +193,20 @@ class Preloader:
 
     def __init__(self, redis_url: str, tenant: str) -> None:
         cfg = msgspec.convert(
-            {"id": tenant, "default_region": "US", "fields": {"contact": [
-                {"key": "plan", "type": "dropdown", "options": ["Free", "Pro", "Enterprise"]},
-                {"key": "company_size", "type": "number"}]}},
+            {
+                "id": tenant,
+                "default_region": "US",
+                "fields": {
+                    "contact": [
+                        {
+                            "key": "plan",
+                            "type": "dropdown",
+                            "options": ["Free", "Pro", "Enterprise"],
+                        },
+                        {"key": "company_size", "type": "number"},
+                    ]
+                },
+            },
             TenantFile,
         )
         self.registry = build_registry(cfg, "contact")
@@ -186,8 +215,10 @@ class Preloader:
         source = "\n".join(
             [
                 "local P = ARGV[1]\nlocal REQ = cjson.decode(ARGV[2])\nlocal NOW = REQ.now\n",
-                *((ROOT / "src/idgateway/store/lua" / f"{n}.lua").read_text()
-                  for n in ("_common", "_records", "_sessions", "upsert")),
+                *(
+                    (ROOT / "src/idgateway/store/lua" / f"{n}.lua").read_text()
+                    for n in ("_common", "_records", "_sessions", "upsert")
+                ),
             ]
         )
         self.script = self.client.register_script(source)
@@ -206,7 +237,7 @@ class Preloader:
     def request(self, i: int) -> str:
         text = self.template.replace('"now":"0"', f'"now":"{now_ms()}"')
         text = text.replace("user0@bench.test", f"user{i}@bench.test")
-        text = text.replace('"u0"', f'"u{i}"').replace("\\\"u0\\\"", f"\\\"u{i}\\\"")
+        text = text.replace('"u0"', f'"u{i}"').replace('\\"u0\\"', f'\\"u{i}\\"')
         text = text.replace("+15550000000", f"+1555{i % 10_000_000:07d}")
         # a fresh id per contact
         start = text.index('"new_id":"') + 10
@@ -216,7 +247,9 @@ class Preloader:
         for first in range(start, start + count, batch):
             pipe = self.client.pipeline(transaction=False)
             for i in range(first, min(first + batch, start + count)):
-                self.script(keys=[self.keys.outbox], args=[self.keys.prefix, self.request(i)], client=pipe)
+                self.script(
+                    keys=[self.keys.outbox], args=[self.keys.prefix, self.request(i)], client=pipe
+                )
             pipe.execute()
 
 
@@ -247,11 +280,15 @@ def measure_round_trips(redis_url: str, port: int, tenant: str, n: int = 50) -> 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     time.sleep(0.5)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                      headers={"Authorization": f"Bearer {SECRET}-{tenant}"}) as api:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {SECRET}-{tenant}"}
+    ) as api:
         for i in range(n):
-            api.post("/v1/identify", content=identify_body(9_000_000 + i),
-                     headers={"content-type": "application/json"})
+            api.post(
+                "/v1/identify",
+                content=identify_body(9_000_000 + i),
+                headers={"content-type": "application/json"},
+            )
     redis_sync.Redis.from_url(redis_url).echo("bench-rt-end")
     thread.join(timeout=10)
     client.close()
@@ -285,66 +322,134 @@ def main() -> int:
             redis_url = embedded.url
         r = redis_sync.Redis.from_url(redis_url)
         info = r.info("server")
-        results["redis_server"] = f"{info.get('server_name', 'redis')} {info.get('valkey_version') or info.get('redis_version')}"
-        results["redis_url_kind"] = "embedded (unix socket, appendfsync always)" if embedded else "REDIS_URL"
+        results["redis_server"] = (
+            f"{info.get('server_name', 'redis')} {info.get('valkey_version') or info.get('redis_version')}"
+        )
+        results["redis_url_kind"] = (
+            "embedded (unix socket, appendfsync always)" if embedded else "REDIS_URL"
+        )
         log(f"redis: {results['redis_server']} ({results['redis_url_kind']})")
 
         # --- servers -----------------------------------------------------------------------
         null_port, gw_port, base_port = free_port(), free_port(), free_port()
-        procs.append(subprocess.Popen([PY, str(ROOT / "benchmarks/null_server.py"), "--port", str(null_port)]))
-        config = write_config(work / "gw", redis_url, gw_port, {
-            "bench": tenant_toml("bench"), "b10k": tenant_toml("b10k"),
-        })
+        procs.append(
+            subprocess.Popen(
+                [PY, str(ROOT / "benchmarks/null_server.py"), "--port", str(null_port)]
+            )
+        )
+        config = write_config(
+            work / "gw",
+            redis_url,
+            gw_port,
+            {
+                "bench": tenant_toml("bench"),
+                "b10k": tenant_toml("b10k"),
+            },
+        )
         gw_log = (work / "gateway.log").open("wb")
-        procs.append(subprocess.Popen([PY, "-m", "idgateway", "serve", "--config", str(config)],
-                                      stdout=gw_log, stderr=subprocess.STDOUT))
-        procs.append(subprocess.Popen(
-            [PY, "-m", "uvicorn", "benchmarks.baseline_app:app", "--port", str(base_port),
-             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [PY, "-m", "idgateway", "serve", "--config", str(config)],
+                stdout=gw_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    PY,
+                    "-m",
+                    "uvicorn",
+                    "benchmarks.baseline_app:app",
+                    "--port",
+                    str(base_port),
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "httptools",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+        )
         wait_http(f"http://127.0.0.1:{gw_port}/readyz")
         wait_http(f"http://127.0.0.1:{base_port}/v1/identify")
         wait_http(f"http://127.0.0.1:{null_port}/_count")
-        results["server"] = "uvicorn (uvloop, httptools), 1 API process; gateway with its in-process worker"
+        results["server"] = (
+            "uvicorn (uvloop, httptools), 1 API process; gateway with its in-process worker"
+        )
         results["server_processes"] = 1
         results["worker_processes"] = 1
 
         # --- load generator capacity ---------------------------------------------------------
         cap = loadgen(null_port, get="/", seconds=min(SECONDS, 5))
-        results["loadgen"] = "benchmarks/loadgen.py (asyncio + uvloop, raw HTTP/1.1, 32 connections, own process)"
+        results["loadgen"] = (
+            "benchmarks/loadgen.py (asyncio + uvloop, raw HTTP/1.1, 32 connections, own process)"
+        )
         results["loadgen_max_rps_vs_null_server"] = cap["rps"]
         log(f"load generator against a null server: {cap['rps']:.0f} req/s")
 
         # --- identify at maximum rate ----------------------------------------------------------
         n_new = int(max(50_000, 6_000 * SECONDS))
-        new_reqs = write_requests(work / "new.jsonl", [identify_body(i) for i in range(1_000_000, 1_000_000 + n_new)])
-        warm = loadgen(gw_port, requests=write_requests(work / "warm.jsonl", [identify_body(i) for i in range(5_000_000, 5_002_000)]), seconds=2)
+        new_reqs = write_requests(
+            work / "new.jsonl", [identify_body(i) for i in range(1_000_000, 1_000_000 + n_new)]
+        )
+        warm = loadgen(
+            gw_port,
+            requests=write_requests(
+                work / "warm.jsonl", [identify_body(i) for i in range(5_000_000, 5_002_000)]
+            ),
+            seconds=2,
+        )
         log(f"warm-up: {warm['rps']:.0f} req/s")
         base = loadgen(base_port, requests=new_reqs)
         log(f"baseline: {base['rps']:.0f} req/s, p99 {base['p99_ms']} ms")
         new = loadgen(gw_port, requests=new_reqs)
-        log(f"identify (new contacts): {new['rps']:.0f} req/s, p50 {new['p50_ms']} ms, p99 {new['p99_ms']} ms, statuses {new['statuses']}")
+        log(
+            f"identify (new contacts): {new['rps']:.0f} req/s, p50 {new['p50_ms']} ms, p99 {new['p99_ms']} ms, statuses {new['statuses']}"
+        )
         existing_bodies = [identify_body(1_000_000 + (i % 1000), visits=i) for i in range(20_000)]
-        existing = loadgen(gw_port, requests=write_requests(work / "existing.jsonl", existing_bodies))
-        log(f"identify (existing contacts, updated): {existing['rps']:.0f} req/s, p99 {existing['p99_ms']} ms")
+        existing = loadgen(
+            gw_port, requests=write_requests(work / "existing.jsonl", existing_bodies)
+        )
+        log(
+            f"identify (existing contacts, updated): {existing['rps']:.0f} req/s, p99 {existing['p99_ms']} ms"
+        )
         results.update(
-            identify_rps=new["rps"], identify_existing_rps=existing["rps"], baseline_rps=base["rps"],
+            identify_rps=new["rps"],
+            identify_existing_rps=existing["rps"],
+            baseline_rps=base["rps"],
             identify_to_baseline=round(new["rps"] / base["rps"], 3) if base["rps"] else None,
-            p50_ms=new["p50_ms"], p99_ms=new["p99_ms"], baseline_p99_ms=base["p99_ms"],
+            p50_ms=new["p50_ms"],
+            p99_ms=new["p99_ms"],
+            baseline_p99_ms=base["p99_ms"],
             identify_statuses=new["statuses"],
         )
 
         # --- latency at half the maximum rate --------------------------------------------------
         half = max(50.0, new["rps"] / 2)
         n_half = int(half * SECONDS * 1.2) + 1000
-        half_reqs = write_requests(work / "half.jsonl", [identify_body(i) for i in range(2_000_000, 2_000_000 + n_half)])
+        half_reqs = write_requests(
+            work / "half.jsonl", [identify_body(i) for i in range(2_000_000, 2_000_000 + n_half)]
+        )
         at_half = loadgen(gw_port, requests=half_reqs, rate=half, connections=64)
         log(f"identify at {half:.0f} req/s: p50 {at_half['p50_ms']} ms, p99 {at_half['p99_ms']} ms")
-        results.update(half_rate=round(half, 1), p50_ms_at_half=at_half["p50_ms"], p99_ms_at_half=at_half["p99_ms"])
+        results.update(
+            half_rate=round(half, 1),
+            p50_ms_at_half=at_half["p50_ms"],
+            p99_ms_at_half=at_half["p99_ms"],
+        )
 
         # --- round trips -------------------------------------------------------------------------
         rt, inside = measure_round_trips(redis_url, gw_port, "bench")
-        results.update(redis_round_trips_per_identify=round(rt, 2), redis_commands_in_script_per_identify=round(inside, 1))
+        results.update(
+            redis_round_trips_per_identify=round(rt, 2),
+            redis_commands_in_script_per_identify=round(inside, 1),
+        )
         log(f"redis round trips per identify: {rt:.2f} (commands inside the script: {inside:.1f})")
 
         # --- 10k vs 1M stored contacts, and memory per contact ------------------------------
@@ -352,12 +457,15 @@ def main() -> int:
         pre.load(0, 10_000)
         wait_quiet(r)
         rate = min(1000.0, half)
+
         def probe(name: str, first: int) -> Path:
             bodies = [identify_body(i) for i in range(first, first + int(rate * SECONDS) + 2000)]
             return write_requests(work / f"{name}.jsonl", bodies, tenant="b10k")
 
         small = loadgen(gw_port, requests=probe("p10k", 3_000_000), rate=rate, connections=32)
-        log(f"identify with 10k stored: p50 {small['p50_ms']} ms, p99 {small['p99_ms']} ms at {rate:.0f} req/s")
+        log(
+            f"identify with 10k stored: p50 {small['p50_ms']} ms, p99 {small['p99_ms']} ms at {rate:.0f} req/s"
+        )
         log(f"preloading to {CONTACTS:,} contacts through the store ...")
         before = r.info("memory")["used_memory"]
         outbox_before = r.memory_usage(TenantKeys("b10k").outbox) or 0
@@ -370,15 +478,25 @@ def main() -> int:
         total_per = (after - before) / (CONTACTS - 10_000)
         outbox_per = (outbox_after - outbox_before) / (CONTACTS - 10_000)
         large = loadgen(gw_port, requests=probe("p1m", 4_000_000), rate=rate, connections=32)
-        log(f"identify with 1M stored: p50 {large['p50_ms']} ms, p99 {large['p99_ms']} ms at {rate:.0f} req/s")
+        log(
+            f"identify with 1M stored: p50 {large['p50_ms']} ms, p99 {large['p99_ms']} ms at {rate:.0f} req/s"
+        )
         results.update(
-            stored_contacts=CONTACTS, latency_rate=rate, p50_ms_10k=small["p50_ms"], p99_ms_10k=small["p99_ms"],
-            p50_ms_1m=large["p50_ms"], p99_ms_1m=large["p99_ms"],
-            latency_ratio_1m_vs_10k=round(large["p50_ms"] / small["p50_ms"], 3) if small["p50_ms"] else None,
+            stored_contacts=CONTACTS,
+            latency_rate=rate,
+            p50_ms_10k=small["p50_ms"],
+            p99_ms_10k=small["p99_ms"],
+            p50_ms_1m=large["p50_ms"],
+            p99_ms_1m=large["p99_ms"],
+            latency_ratio_1m_vs_10k=round(large["p50_ms"] / small["p50_ms"], 3)
+            if small["p50_ms"]
+            else None,
             redis_bytes_per_contact=round(total_per - outbox_per, 1),
             redis_bytes_per_contact_with_outbox_event=round(total_per, 1),
         )
-        log(f"redis memory per contact: {total_per - outbox_per:.0f} B (+{outbox_per:.0f} B for its outbox event)")
+        log(
+            f"redis memory per contact: {total_per - outbox_per:.0f} B (+{outbox_per:.0f} B for its outbox event)"
+        )
 
         # --- cached profile renders ----------------------------------------------------------
         results.update(render_profile_bench(redis_url, work))
@@ -413,24 +531,48 @@ def render_profile_bench(redis_url: str, work: Path) -> dict[str, Any]:
     template = ROOT / "config/templates/profile.liquid"
     from idgateway.settings._schema import dec_hook
 
-    tenant = Tenant.build(msgspec.convert({
-        "id": "bprof", "allow_private_networks": True,
-        "profile": {"webhook_url": "http://127.0.0.1:9/none", "template": str(template), "cache_ttl": "1h"},
-    }, TenantFile, dec_hook=dec_hook))
+    tenant = Tenant.build(
+        msgspec.convert(
+            {
+                "id": "bprof",
+                "allow_private_networks": True,
+                "profile": {
+                    "webhook_url": "http://127.0.0.1:9/none",
+                    "template": str(template),
+                    "cache_ttl": "1h",
+                },
+            },
+            TenantFile,
+            dec_hook=dec_hook,
+        )
+    )
     assert tenant.config.profile is not None
 
     async def run() -> dict[str, Any]:
         client = connect(redis_url)
         store = RecordStore(client, Scripts.register(client))
         registry = tenant.contacts
-        change, _ = validate(registry, [FieldInput(k, v, "$") for k, v in {"external_id": "p1", **typical_traits(7)}.items()])
+        change, _ = validate(
+            registry,
+            [FieldInput(k, v, "$") for k, v in {"external_id": "p1", **typical_traits(7)}.items()],
+        )
         result = (await store.upsert("bprof", [RecordOp("c", change, registry)]))[0]
         email = "user7@bench.test"
-        await client.hset(f"idgw:{{bprof}}:pf:{email}", mapping={
-            "d": json.dumps({"id": 3, "last_charge_amount": "$150.00", "sign_in_count": 23,
-                             "stripe_customer_token": "cus_XdlkjDfljdl", "plan": "pro"}),
-            "at": now_ms(),
-        })
+        await client.hset(
+            f"idgw:{{bprof}}:pf:{email}",
+            mapping={
+                "d": json.dumps(
+                    {
+                        "id": 3,
+                        "last_charge_amount": "$150.00",
+                        "sign_in_count": 23,
+                        "stripe_customer_token": "cus_XdlkjDfljdl",
+                        "plan": "pro",
+                    }
+                ),
+                "at": now_ms(),
+            },
+        )
         service = ProfileService(client, GuardedClient())
         profile = tenant.config.profile
         assert profile is not None
@@ -455,11 +597,15 @@ def render_profile_bench(redis_url: str, work: Path) -> dict[str, Any]:
         return {"cached_renders_per_s": round(count / elapsed, 1)}
 
     out = asyncio.run(run())
-    log(f"cached profile renders (one process, Redis reads + Liquid): {out['cached_renders_per_s']:.0f}/s")
+    log(
+        f"cached profile renders (one process, Redis reads + Liquid): {out['cached_renders_per_s']:.0f}/s"
+    )
     return out
 
 
-def delivery_bench(redis_url: str, work: Path, null_port: int, procs: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+def delivery_bench(
+    redis_url: str, work: Path, null_port: int, procs: list[subprocess.Popen[bytes]]
+) -> dict[str, Any]:
     """One worker process delivering preloaded events to the null server; then a burst."""
     n = int(max(5_000, 2_000 * SECONDS))
     vendor = (
@@ -467,16 +613,25 @@ def delivery_bench(redis_url: str, work: Path, null_port: int, procs: list[subpr
         f'url = "http://127.0.0.1:{null_port}/deliver"\nsecret = "{WEBHOOK_SECRET}"\n'
     )
     burst_vendor = vendor.replace("/deliver", "/burst")
-    config = write_config(work / "dl", redis_url, free_port(), {
-        "bdl": tenant_toml("bdl", vendor), "bburst": tenant_toml("bburst", burst_vendor),
-    })
+    config = write_config(
+        work / "dl",
+        redis_url,
+        free_port(),
+        {
+            "bdl": tenant_toml("bdl", vendor),
+            "bburst": tenant_toml("bburst", burst_vendor),
+        },
+    )
     Preloader(redis_url, "bdl").load(0, n)
     r = redis_sync.Redis.from_url(redis_url)
     wait_quiet(r)
     dv = TenantKeys("bdl").vendor_key("dv", "webhook")
     worker_log = (work / "worker.log").open("wb")
-    worker = subprocess.Popen([PY, "-m", "idgateway", "worker", "--config", str(config)],
-                              stdout=worker_log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [PY, "-m", "idgateway", "worker", "--config", str(config)],
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+    )
     procs.append(worker)
     first = last = None
     deadline = time.monotonic() + 60 + n / 200
@@ -503,13 +658,22 @@ def delivery_bench(redis_url: str, work: Path, null_port: int, procs: list[subpr
     time.sleep(3)
     counts = httpx.get(f"http://127.0.0.1:{null_port}/_count").json()
     burst = counts.get("/burst", 0)
-    version = int(r.hget(f"idgw:{{bburst}}:c:{r.hget(*TenantKeys('bburst').index('c', 'e', 'user0@bench.test')).decode()}", "_v"))
+    version = int(
+        r.hget(
+            f"idgw:{{bburst}}:c:{r.hget(*TenantKeys('bburst').index('c', 'e', 'user0@bench.test')).decode()}",
+            "_v",
+        )
+    )
     log(f"burst: 100 updates (version {version}) reached the vendor as {burst} deliveries")
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=30)
     r.close()
-    return {"deliveries_per_s": round(rate, 1), "deliveries_measured": n, "burst_100_deliveries": burst,
-            "burst_final_version": version}
+    return {
+        "deliveries_per_s": round(rate, 1),
+        "deliveries_measured": n,
+        "burst_100_deliveries": burst,
+        "burst_final_version": version,
+    }
 
 
 def report(results: dict[str, Any]) -> None:
@@ -524,14 +688,26 @@ def report(results: dict[str, Any]) -> None:
     print()
     print(f"{'figure':38} {'value':>12}  {'target':>10}  met")
     for key, v in verdicts.items():
-        print(f"{key:38} {str(v['value']):>12}  {v['target']:>10}  {'yes' if v['met'] else 'NO'}")
-    extras = ["identify_rps", "identify_existing_rps", "baseline_rps", "p50_ms", "p99_ms", "half_rate",
-              "p50_ms_10k", "p50_ms_1m", "redis_commands_in_script_per_identify",
-              "redis_bytes_per_contact_with_outbox_event", "loadgen_max_rps_vs_null_server"]
+        print(f"{key:38} {v['value']!s:>12}  {v['target']:>10}  {'yes' if v['met'] else 'NO'}")
+    extras = [
+        "identify_rps",
+        "identify_existing_rps",
+        "baseline_rps",
+        "p50_ms",
+        "p99_ms",
+        "half_rate",
+        "p50_ms_10k",
+        "p50_ms_1m",
+        "redis_commands_in_script_per_identify",
+        "redis_bytes_per_contact_with_outbox_event",
+        "loadgen_max_rps_vs_null_server",
+    ]
     for key in extras:
-        print(f"{key:38} {str(results.get(key)):>12}")
-    print(f"\nmachine: {results['cpu_count']} CPUs, Python {results['python']}, {results['redis_server']}; "
-          f"load generator: {results['loadgen']}")
+        print(f"{key:38} {results.get(key)!s:>12}")
+    print(
+        f"\nmachine: {results['cpu_count']} CPUs, Python {results['python']}, {results['redis_server']}; "
+        f"load generator: {results['loadgen']}"
+    )
     print(f"written: {out.relative_to(ROOT)}")
 
 

@@ -19,15 +19,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import redis
 
 from idgateway.store import EmbeddedValkey
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 ACME_SECRET = "sk_test_acme_0123456789abcdef"
 ACME_PUBLISHABLE = "pk_test_acme_0123456789abcdef"

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from litestar import Litestar, Response, get
-from litestar.types import ASGIApp
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
 from idgateway import __version__
 from idgateway.api._authn import authentication
@@ -21,9 +26,9 @@ from idgateway.api._middleware import request_context
 from idgateway.api._problems import handle_exception
 from idgateway.api._state import Gateway
 from idgateway.api.auth import KeyRing
-from idgateway.api.health import healthz, readyz
 from idgateway.api.compat import compat_router
 from idgateway.api.deliveries import deliveries_router
+from idgateway.api.health import healthz, readyz
 from idgateway.api.profiles import profiles_router
 from idgateway.api.records import records_router
 from idgateway.api.sessions import sessions_router
@@ -34,6 +39,11 @@ from idgateway.profiles import ProfileService
 from idgateway.settings import Settings, load_settings
 from idgateway.store import RecordStore, Scripts, connect
 from idgateway.tenancy import build_tenants
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from litestar.types import ASGIApp
 
 
 class MetricsController(PrometheusController):
@@ -94,7 +104,9 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
         http = GuardedClient(timeout=settings.gateway.delivery.timeout)
         gateway.profiles = ProfileService(client, http)
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_delivery(settings, redis_url, stop)) if run_worker else None
+        worker = (
+            asyncio.create_task(run_delivery(settings, redis_url, stop)) if run_worker else None
+        )
         try:
             yield
         finally:

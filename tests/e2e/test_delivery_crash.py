@@ -19,9 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -30,6 +30,9 @@ from idgateway.store import EmbeddedValkey
 from tests.conftest import uniq, uniq_email
 from tests.emulators import Hang, Recorded, VendorEmulator
 from tests.integration.delivery_support import DeliveryGateway, delivery_gateway
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.e2e
 
@@ -58,17 +61,23 @@ def worker(dg: DeliveryGateway, log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def for_record(emu: VendorEmulator, record_id: str) -> list[Recorded]:
-    return [r for r in list(emu.requests) if (r.json() or {}).get("data", {}).get("id") == record_id]
+    return [
+        r for r in list(emu.requests) if (r.json() or {}).get("data", {}).get("id") == record_id
+    ]
 
 
-def wait_version(emu: VendorEmulator, record_id: str, version: int, timeout: float) -> list[Recorded]:
+def wait_version(
+    emu: VendorEmulator, record_id: str, version: int, timeout: float
+) -> list[Recorded]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = for_record(emu, record_id)
         if any(r.json()["data"].get("version") == version for r in got):
             return got
         time.sleep(0.05)
-    raise AssertionError(f"{record_id} v{version} never reached the webhook; got {for_record(emu, record_id)}")
+    raise AssertionError(
+        f"{record_id} v{version} never reached the webhook; got {for_record(emu, record_id)}"
+    )
 
 
 def valkey_pids(data_dir: Path) -> set[int]:
@@ -82,7 +91,7 @@ def valkey_pids(data_dir: Path) -> set[int]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if "valkey-server" not in cmdline:
                 continue
-            if wanted in cmdline or os.readlink(proc / "cwd") == wanted:
+            if wanted in cmdline or str((proc / "cwd").readlink()) == wanted:
                 found.add(int(proc.name))
         except OSError:
             continue
@@ -91,10 +100,8 @@ def valkey_pids(data_dir: Path) -> set[int]:
 
 def kill_valkeys(data_dir: Path) -> None:
     for pid in valkey_pids(data_dir):
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 10
     while valkey_pids(data_dir) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -139,9 +146,14 @@ def test_a_redis_crash_loses_no_accepted_change(tmp_path: Path) -> None:
         server.start()
         with delivery_gateway(tmp_path, server.url, ["webhook"], extra_args=("--no-worker",)) as dg:
             user, email = uniq("u"), uniq_email()
-            created = dg.identify(user_id=user, traits={"email": email, "first_name": "Ada", "n": 0})
+            created = dg.identify(
+                user_id=user, traits={"email": email, "first_name": "Ada", "n": 0}
+            )
             a = created["contact"]
-            versions = [dg.identify(user_id=user, traits={"n": i})["contact"]["version"] for i in range(1, 6)]
+            versions = [
+                dg.identify(user_id=user, traits={"n": i})["contact"]["version"]
+                for i in range(1, 6)
+            ]
             assert versions == [2, 3, 4, 5, 6]
             b = dg.identify(traits={"email": uniq_email()})["contact"]
             gone = dg.identify(traits={"email": uniq_email()})["contact"]
@@ -165,7 +177,9 @@ def test_a_redis_crash_loses_no_accepted_change(tmp_path: Path) -> None:
                         break
                 except httpx.HTTPError:
                     pass
-                assert time.monotonic() < deadline, "the API did not answer again after Redis came back"
+                assert time.monotonic() < deadline, (
+                    "the API did not answer again after Redis came back"
+                )
                 time.sleep(0.2)
             record = got.json()
             assert record["version"] == 6
@@ -212,6 +226,8 @@ def test_sigterm_mid_delivery_leaves_nothing_leased(tmp_path: Path, redis_url: s
         assert second.json()["data"]["id"] == contact["id"]
         assert second.headers["idempotency-key"] == first.headers["idempotency-key"]
         # the lease would have held it until first.at + 9 s
-        assert second.at < first.at + 7.0, f"redelivered {second.at - first.at:.1f}s later: after a lease"
+        assert second.at < first.at + 7.0, (
+            f"redelivered {second.at - first.at:.1f}s later: after a lease"
+        )
         time.sleep(1.0)
         assert len(hook.requests) == 2  # exactly one successful delivery

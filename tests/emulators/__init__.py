@@ -19,11 +19,13 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,11 @@ def _vendor_answer(kind: str, request: Recorded) -> Answer:
             200,
             {
                 "contactInfo": {"id": f"crm-{next(_ids)}", "name": body.get("newContactName")},
-                "returnMessage": {"message": "Contact created", "messageType": "success", "ttl": 3000},
+                "returnMessage": {
+                    "message": "Contact created",
+                    "messageType": "success",
+                    "ttl": 3000,
+                },
             },
         )
     return Answer(200, {})

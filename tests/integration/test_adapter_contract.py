@@ -18,8 +18,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -33,6 +32,9 @@ from tests.integration.delivery_support import (
     DeliveryGateway,
     delivery_gateway,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ADAPTERS = ("smooch", "gist", "groove", "crm", "webhook")
 DELETES = {"smooch", "gist", "webhook"}  # contact.delete in their manifests (SPEC §6.1)
@@ -169,7 +171,9 @@ def _datetime(key: str, value: Any) -> Any:
     return OneOf(value, unix(value)) if key.endswith("_at") and isinstance(value, str) else value
 
 
-def expected_calls(vendor: str, contact: dict[str, Any], company_names: Sequence[str] = ()) -> list[Call]:
+def expected_calls(
+    vendor: str, contact: dict[str, Any], company_names: Sequence[str] = ()
+) -> list[Call]:
     """The requests a delivery of ``contact`` (as it is at delivery) makes to ``vendor``."""
     props = contact["properties"]
     if vendor == "smooch":
@@ -192,8 +196,16 @@ def expected_calls(vendor: str, contact: dict[str, Any], company_names: Sequence
     if vendor == "gist":
         if not contact["email"]:
             return []
-        custom = {k: unix(v) if k.endswith("_at") and isinstance(v, str) else v for k, v in props.items()}
-        custom.update({k: contact[k] for k in ("first_name", "last_name", "facebook", "twitter") if contact.get(k)})
+        custom = {
+            k: unix(v) if k.endswith("_at") and isinstance(v, str) else v for k, v in props.items()
+        }
+        custom.update(
+            {
+                k: contact[k]
+                for k in ("first_name", "last_name", "facebook", "twitter")
+                if contact.get(k)
+            }
+        )
         if contact.get("secondary_emails"):
             custom["secondary_emails"] = ", ".join(contact["secondary_emails"])
         body = {
@@ -236,7 +248,12 @@ def expected_calls(vendor: str, contact: dict[str, Any], company_names: Sequence
 
 def call_of(request: Recorded) -> Call:
     body = request.json()
-    return (request.method, unquote(request.path), request.query, body if body is None else without_none(body))
+    return (
+        request.method,
+        unquote(request.path),
+        request.query,
+        body if body is None else without_none(body),
+    )
 
 
 def concerns(vendor: str, request: Recorded, contact: dict[str, Any]) -> bool:
@@ -248,8 +265,15 @@ def concerns(vendor: str, request: Recorded, contact: dict[str, Any]) -> bool:
         return any(n and path.endswith(f"/appusers/{n}") for n in names)
     if vendor == "gist":
         if request.method == "DELETE":
-            return bool(contact["vendor_refs"].get("gist")) and path == f"/contacts/{contact['vendor_refs']['gist']}"
-        return isinstance(body, dict) and body.get("email") == contact["email"] and contact["email"] is not None
+            return (
+                bool(contact["vendor_refs"].get("gist"))
+                and path == f"/contacts/{contact['vendor_refs']['gist']}"
+            )
+        return (
+            isinstance(body, dict)
+            and body.get("email") == contact["email"]
+            and contact["email"] is not None
+        )
     if vendor == "groove":
         return path == f"/v1/customers/{contact['email']}"
     if vendor == "crm":
@@ -258,7 +282,11 @@ def concerns(vendor: str, request: Recorded, contact: dict[str, Any]) -> bool:
         if request.method == "GET":
             return request.query.get("phoneNumber") == [contact["phone"]]
         return isinstance(body, dict) and body.get("phoneNumber") == contact["phone"]
-    return isinstance(body, dict) and isinstance(body.get("data"), dict) and body["data"].get("id") == contact["id"]
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("data"), dict)
+        and body["data"].get("id") == contact["id"]
+    )
 
 
 def requests_for(dg: DeliveryGateway, vendor: str, contact: dict[str, Any]) -> list[Recorded]:
@@ -309,8 +337,13 @@ def wait_delivered(dg: DeliveryGateway, vendor: str, record_id: str, version: in
     settle(dg, vendor)
 
 
-def wait_requests(dg: DeliveryGateway, vendor: str, contact: dict[str, Any], count: int) -> list[Recorded]:
-    wait_until(lambda: len(requests_for(dg, vendor, contact)) >= count, f"{vendor}: {count} requests for {contact['id']}")
+def wait_requests(
+    dg: DeliveryGateway, vendor: str, contact: dict[str, Any], count: int
+) -> list[Recorded]:
+    wait_until(
+        lambda: len(requests_for(dg, vendor, contact)) >= count,
+        f"{vendor}: {count} requests for {contact['id']}",
+    )
     return requests_for(dg, vendor, contact)
 
 
@@ -336,7 +369,9 @@ def secrets_of(dg: DeliveryGateway) -> list[str]:
 # --- (a) create -----------------------------------------------------------------------------------
 
 
-def test_a_created_contact_is_delivered_once_in_the_vendor_shape(dg: DeliveryGateway, vendor: str) -> None:
+def test_a_created_contact_is_delivered_once_in_the_vendor_shape(
+    dg: DeliveryGateway, vendor: str
+) -> None:
     created = dg.identify(user_id=uniq("u"), traits=traits(uniq_email(), uniq_phone()))
     assert created["created"] is True
     contact = created["contact"]
@@ -357,12 +392,14 @@ def test_an_update_is_delivered_with_the_current_state(dg: DeliveryGateway, vend
     first = requests_for(dg, vendor, v1)
     assert [call_of(r) for r in first] == expected_calls(vendor, v1)
 
-    v2 = dg.identify(user_id=user_id, traits={"first_name": "Wilma", "phone": uniq_phone(), "plan": "Pro"})["contact"]
+    v2 = dg.identify(
+        user_id=user_id, traits={"first_name": "Wilma", "phone": uniq_phone(), "plan": "Pro"}
+    )["contact"]
     assert v2["id"] == v1["id"] and v2["version"] > v1["version"]
     wait_delivered(dg, vendor, v2["id"], v2["version"])
 
     got = requests_for(dg, vendor, v2)
-    later = got[len(first):]
+    later = got[len(first) :]
     assert got[: len(first)] == first
     assert [call_of(r) for r in later] == expected_calls(vendor, v2)
     assert later, f"{vendor} got nothing for the update"
@@ -399,7 +436,9 @@ def test_a_retry_sends_the_state_current_at_the_retry(dg: DeliveryGateway, vendo
 # --- (c) Idempotency-Key --------------------------------------------------------------------------
 
 
-def test_retries_of_one_version_carry_the_same_idempotency_key(dg: DeliveryGateway, vendor: str) -> None:
+def test_retries_of_one_version_carry_the_same_idempotency_key(
+    dg: DeliveryGateway, vendor: str
+) -> None:
     dg.emulators[vendor].fail(Answer(500, {"error": "boom"}))
     contact = dg.identify(user_id=uniq("u"), traits=traits(uniq_email(), uniq_phone()))["contact"]
     wait_delivered(dg, vendor, contact["id"], contact["version"])
@@ -455,8 +494,17 @@ def test_vendor_refs_are_stored(dg: DeliveryGateway, vendor: str) -> None:
         ref = uniq("crm-")
         emulator.fail(Answer(200, {"successful": True, "matchedContactInfo": []}))
         emulator.fail(
-            Answer(200, {"contactInfo": {"id": ref, "name": "Fred Flintstone"},
-                         "returnMessage": {"message": "Contact created", "messageType": "success", "ttl": 3000}})
+            Answer(
+                200,
+                {
+                    "contactInfo": {"id": ref, "name": "Fred Flintstone"},
+                    "returnMessage": {
+                        "message": "Contact created",
+                        "messageType": "success",
+                        "ttl": 3000,
+                    },
+                },
+            )
         )
     contact = dg.identify(user_id=user_id, traits=traits(uniq_email(), uniq_phone()))["contact"]
     assert contact["vendor_refs"] == {}
@@ -488,13 +536,17 @@ def test_a_delete_reaches_the_adapters_that_take_it(dg: DeliveryGateway, vendor:
 
     got = requests_for(dg, vendor, contact)
     assert got[: len(upserts)] == upserts
-    deletes = got[len(upserts):]
+    deletes = got[len(upserts) :]
     if vendor == "smooch":
         # SPEC §6: the delete uses the appUser _id Smooch returned for the upsert
         ref = contact["vendor_refs"]["smooch"]
-        assert [(r.method, r.path) for r in deletes] == [("DELETE", f"/v1.1/apps/app123/appusers/{ref}")]
+        assert [(r.method, r.path) for r in deletes] == [
+            ("DELETE", f"/v1.1/apps/app123/appusers/{ref}")
+        ]
     elif vendor == "gist":
-        assert [(r.method, r.path) for r in deletes] == [("DELETE", f"/contacts/{contact['vendor_refs']['gist']}")]
+        assert [(r.method, r.path) for r in deletes] == [
+            ("DELETE", f"/contacts/{contact['vendor_refs']['gist']}")
+        ]
     elif vendor == "webhook":
         assert [(r.method, r.path) for r in deletes] == [("POST", "/hooks/idgw")]
         event = deletes[0].json()
@@ -517,11 +569,13 @@ def test_a_refused_delete_is_retried_with_the_same_key(dg: DeliveryGateway, vend
     dg.emulators[vendor].fail(Answer(503, {"error": "unavailable"}))
     assert dg.api.delete(f"/v1/contacts/{contact['id']}").status_code == 204
     if vendor in DELETES:  # the erasure is recorded as delivered once the vendor took it
-        wait_until(lambda: delivered_version(dg, vendor, contact["id"]) is None, "the erasure delivered")
+        wait_until(
+            lambda: delivered_version(dg, vendor, contact["id"]) is None, "the erasure delivered"
+        )
     sentinel = dg.identify(user_id=uniq("u"), traits=traits(uniq_email(), uniq_phone()))["contact"]
     wait_delivered(dg, vendor, sentinel["id"], sentinel["version"])
 
-    deletes = requests_for(dg, vendor, contact)[len(upserts):]
+    deletes = requests_for(dg, vendor, contact)[len(upserts) :]
     if vendor in DELETES:
         assert len(deletes) == 2
         assert call_of(deletes[0])[:2] == call_of(deletes[1])[:2]
@@ -535,7 +589,9 @@ def test_a_refused_delete_is_retried_with_the_same_key(dg: DeliveryGateway, vend
 # --- companies ------------------------------------------------------------------------------------
 
 
-def test_company_events_reach_only_adapters_that_take_them(dg: DeliveryGateway, vendor: str) -> None:
+def test_company_events_reach_only_adapters_that_take_them(
+    dg: DeliveryGateway, vendor: str
+) -> None:
     domain = f"{uniq('d')}.example"
     result = dg.identify(
         user_id=uniq("u"),
@@ -551,14 +607,24 @@ def test_company_events_reach_only_adapters_that_take_them(dg: DeliveryGateway, 
 
     if vendor == "webhook":
         wait_delivered(dg, vendor, company["id"], company["version"])
-        about = [r for r in dg.emulators[vendor].requests if (r.json() or {}).get("data", {}).get("id") == company["id"]]
+        about = [
+            r
+            for r in dg.emulators[vendor].requests
+            if (r.json() or {}).get("data", {}).get("id") == company["id"]
+        ]
         current = dg.api.get(f"/v1/companies/{company['id']}")
         assert current.status_code == 200
-        assert [r.json() for r in about] == [{"type": "company.upserted", "timestamp": Timestamp(), "data": current.json()}]
+        assert [r.json() for r in about] == [
+            {"type": "company.upserted", "timestamp": Timestamp(), "data": current.json()}
+        ]
     else:
         settle(dg, vendor)
         assert delivered_version(dg, vendor, company["id"]) is None
-        assert not [r for r in dg.emulators[vendor].requests if company["id"].encode() in r.body or domain.encode() in r.body]
+        assert not [
+            r
+            for r in dg.emulators[vendor].requests
+            if company["id"].encode() in r.body or domain.encode() in r.body
+        ]
 
 
 # --- (f) webhook: Standard Webhooks ---------------------------------------------------------------
@@ -569,21 +635,30 @@ def verify(request: Recorded, secret: str) -> bool:
     msg_id = request.headers["webhook-id"]
     timestamp = request.headers["webhook-timestamp"]
     key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + request.body, hashlib.sha256).digest()
+    digest = hmac.new(
+        key, f"{msg_id}.{timestamp}.".encode() + request.body, hashlib.sha256
+    ).digest()
     expected = base64.b64encode(digest).decode()
-    offered = [s.split(",", 1)[1] for s in request.headers["webhook-signature"].split() if s.startswith("v1,")]
+    offered = [
+        s.split(",", 1)[1]
+        for s in request.headers["webhook-signature"].split()
+        if s.startswith("v1,")
+    ]
     return any(hmac.compare_digest(expected, s) for s in offered)
 
 
 def test_webhook_requests_are_signed(webhook_dg: DeliveryGateway) -> None:
     domain = f"{uniq('d')}.example"
-    result = webhook_dg.identify(user_id=uniq("u"), traits=traits(uniq_email()), company={"domain": domain, "name": "Acme"})
+    result = webhook_dg.identify(
+        user_id=uniq("u"), traits=traits(uniq_email()), company={"domain": domain, "name": "Acme"}
+    )
     contact, company = result["contact"], result["company"]
     wait_delivered(webhook_dg, "webhook", contact["id"], contact["version"])
     wait_delivered(webhook_dg, "webhook", company["id"], company["version"])
 
     got = [
-        r for r in webhook_dg.emulators["webhook"].requests
+        r
+        for r in webhook_dg.emulators["webhook"].requests
         if (r.json() or {}).get("data", {}).get("id") in (contact["id"], company["id"])
     ]
     assert sorted(r.json()["type"] for r in got) == ["company.upserted", "contact.upserted"]
@@ -594,7 +669,14 @@ def test_webhook_requests_are_signed(webhook_dg: DeliveryGateway) -> None:
         assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 300
         assert request.headers["content-type"].startswith("application/json")
         # the check is not vacuous: another body or another secret does not verify
-        forged = Recorded(request.method, request.path, request.query, request.headers, request.body + b" ", request.at)
+        forged = Recorded(
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            request.body + b" ",
+            request.at,
+        )
         assert not verify(forged, WEBHOOK_SECRET)
         assert not verify(request, "whsec_" + base64.b64encode(b"another secret key").decode())
 
@@ -614,7 +696,11 @@ def test_webhook_retries_keep_the_webhook_id(webhook_dg: DeliveryGateway) -> Non
 
 # what the constraint check must report for the contact of ``traits`` (SPEC §6)
 REPORTS: dict[str, dict[str, str]] = {
-    "smooch": {"phone": "changed", "twitter": "changed", "tags": "changed"},  # no Smooch field: properties
+    "smooch": {
+        "phone": "changed",
+        "twitter": "changed",
+        "tags": "changed",
+    },  # no Smooch field: properties
     "gist": {"properties.last_paid_at": "changed"},  # a datetime as unix seconds
     "groove": {},
     "crm": {},
@@ -637,10 +723,17 @@ def shown_call(dg: DeliveryGateway, vendor: str, shown: dict[str, Any]) -> Call:
     parts = urlsplit(shown["url"])
     assert f"{parts.scheme}://{parts.netloc}" == dg.emulators[vendor].url
     body = shown["body"]
-    return (shown["method"], unquote(parts.path), parse_qs(parts.query), body if body is None else without_none(body))
+    return (
+        shown["method"],
+        unquote(parts.path),
+        parse_qs(parts.query),
+        body if body is None else without_none(body),
+    )
 
 
-def test_dry_run_shows_the_exact_requests_without_sending(dry: DeliveryGateway, vendor: str) -> None:
+def test_dry_run_shows_the_exact_requests_without_sending(
+    dry: DeliveryGateway, vendor: str
+) -> None:
     result = dry.identify(
         user_id=uniq("u"),
         traits=traits(uniq_email(), uniq_phone()),
@@ -675,7 +768,9 @@ def test_dry_run_reports_what_a_vendor_cannot_take(dry: DeliveryGateway, vendor:
         assert shown["requests"] == []
         assert dropped == {needs}
     else:
-        assert [shown_call(dry, vendor, r)[:2] for r in shown["requests"]] == [c[:2] for c in expected_calls(vendor, contact)]
+        assert [shown_call(dry, vendor, r)[:2] for r in shown["requests"]] == [
+            c[:2] for c in expected_calls(vendor, contact)
+        ]
         assert dropped == set()
     assert dry.emulators[vendor].requests == []
 
@@ -689,6 +784,8 @@ def test_dry_run_of_an_unknown_vendor_is_404(dry: DeliveryGateway) -> None:
 
 
 def test_dry_run_of_an_unknown_contact_is_404(dry: DeliveryGateway) -> None:
-    answer = dry.api.post("/v1/contacts/c_01JDQ8Z6X4M2V5B7N9P3R6T8W1/dry-run", params={"vendor": "smooch"})
+    answer = dry.api.post(
+        "/v1/contacts/c_01JDQ8Z6X4M2V5B7N9P3R6T8W1/dry-run", params={"vendor": "smooch"}
+    )
     assert answer.status_code == 404
     assert answer.headers["content-type"].startswith("application/problem+json")

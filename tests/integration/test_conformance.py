@@ -30,7 +30,14 @@ CASE_ID = re.compile(
 CASE_KEYS = {"id", "rule", "seed", "setup", "request", "status", "expect", "then"}
 REQUEST_KEYS = {"method", "path", "key", "query", "body", "headers", "save"}
 EXPECT_KEYS = {
-    "contact", "violations", "discarded", "body", "appUser", "absent", "body_exact", "keys_match",
+    "contact",
+    "violations",
+    "discarded",
+    "body",
+    "appUser",
+    "absent",
+    "body_exact",
+    "keys_match",
     "flat",
 }
 KEYS = {"secret", "publishable", "none"}
@@ -132,8 +139,11 @@ def subset_problems(expected: Any, actual: Any, where: str = "$") -> list[str]:
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{where}: expected {expected!r}, got {actual!r}"]
-        return [p for i, (e, a) in enumerate(zip(expected, actual, strict=True))
-                for p in subset_problems(e, a, f"{where}[{i}]")]
+        return [
+            p
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+            for p in subset_problems(e, a, f"{where}[{i}]")
+        ]
     if isinstance(expected, bool) != isinstance(actual, bool) or expected != actual:
         return [f"{where}: expected {expected!r}, got {actual!r}"]
     return []

@@ -15,14 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,13 +30,19 @@ from tests.conftest import uniq, uniq_email
 from tests.emulators import Answer, Hang, Recorded, Reset, VendorEmulator
 from tests.integration.delivery_support import WEBHOOK_SECRET, DeliveryGateway, delivery_gateway
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
 T = TypeVar("T")
 
 
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def wait_until(probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> T:
+def wait_until(
+    probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = ""
+) -> T:
     """Poll ``probe`` until it returns something truthy; return that."""
     deadline = time.monotonic() + timeout
     last: T = probe()
@@ -55,10 +60,14 @@ def hook_events(emu: VendorEmulator) -> list[dict[str, Any]]:
 
 
 def for_record(emu: VendorEmulator, record_id: str) -> list[Recorded]:
-    return [r for r in list(emu.requests) if (r.json() or {}).get("data", {}).get("id") == record_id]
+    return [
+        r for r in list(emu.requests) if (r.json() or {}).get("data", {}).get("id") == record_id
+    ]
 
 
-def wait_version(emu: VendorEmulator, record_id: str, version: int, timeout: float = 15.0) -> list[Recorded]:
+def wait_version(
+    emu: VendorEmulator, record_id: str, version: int, timeout: float = 15.0
+) -> list[Recorded]:
     """Wait until the webhook received ``record_id`` at ``version``; its requests so far."""
 
     def probe() -> list[Recorded]:
@@ -106,7 +115,17 @@ def run_cli(dg: DeliveryGateway, *args: str) -> subprocess.CompletedProcess[str]
     """``idgateway deliveries --config … --tenant … ARGS`` as a subprocess."""
     env = {k: v for k, v in os.environ.items() if k not in ("IDGW_CONFIG", "IDGW_REDIS_URL")}
     return subprocess.run(
-        [sys.executable, "-m", "idgateway", "deliveries", "--config", str(dg.config), "--tenant", dg.tenant, *args],
+        [
+            sys.executable,
+            "-m",
+            "idgateway",
+            "deliveries",
+            "--config",
+            str(dg.config),
+            "--tenant",
+            dg.tenant,
+            *args,
+        ],
         env={**env, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
         text=True,
@@ -121,7 +140,9 @@ def parse_ts(value: str) -> float:
 # --- creates, updates, companies, deletes, vendor refs ---------------------------------------
 
 
-def test_creates_updates_and_companies_reach_vendors_as_current_state(tmp_path: Path, redis_url: str) -> None:
+def test_creates_updates_and_companies_reach_vendors_as_current_state(
+    tmp_path: Path, redis_url: str
+) -> None:
     with delivery_gateway(tmp_path, redis_url, ["webhook", "smooch"]) as dg:
         hook, smooch = dg.emulators["webhook"], dg.emulators["smooch"]
         email, user = uniq_email(), uniq("u")
@@ -156,10 +177,14 @@ def test_creates_updates_and_companies_reach_vendors_as_current_state(tmp_path: 
 
         # Companies: company.upserted reaches the adapters that take it (the webhook).
         domain = f"{uniq('d')}.example.com"
-        group = dg.api.post("/v1/group", json={"user_id": user, "company": {"domain": domain, "name": "Acme"}})
+        group = dg.api.post(
+            "/v1/group", json={"user_id": user, "company": {"domain": domain, "name": "Acme"}}
+        )
         assert group.status_code in (200, 201), group.text
         company = wait_until(
-            lambda: [e for e in hook_events(dg.emulators["webhook"]) if e["type"] == "company.upserted"],
+            lambda: [
+                e for e in hook_events(dg.emulators["webhook"]) if e["type"] == "company.upserted"
+            ],
             what="company.upserted",
         )[0]
         assert company["data"]["domain"] == domain and company["data"]["name"] == "Acme"
@@ -217,7 +242,9 @@ def test_retry_then_success_keeps_one_idempotency_key(tmp_path: Path, redis_url:
         assert dead_letters(dg) == []
 
 
-def test_400_is_dead_lettered_at_once_and_replay_via_api_delivers(tmp_path: Path, redis_url: str) -> None:
+def test_400_is_dead_lettered_at_once_and_replay_via_api_delivers(
+    tmp_path: Path, redis_url: str
+) -> None:
     with delivery_gateway(tmp_path, redis_url, ["webhook", "smooch"]) as dg:
         hook = dg.emulators["webhook"]
         hook.fail(Answer(400, {"error": "bad email for this vendor"}))
@@ -253,7 +280,9 @@ def test_400_is_dead_lettered_at_once_and_replay_via_api_delivers(tmp_path: Path
         assert len(hook.requests) == 2  # delivered once, not again
 
 
-def test_exhausted_schedule_is_dead_lettered_then_cli_replay_by_id(tmp_path: Path, redis_url: str) -> None:
+def test_exhausted_schedule_is_dead_lettered_then_cli_replay_by_id(
+    tmp_path: Path, redis_url: str
+) -> None:
     with delivery_gateway(tmp_path, redis_url, ["webhook"]) as dg:
         hook = dg.emulators["webhook"]
         hook.always(Answer(500, {"error": "boom"}))
@@ -303,7 +332,9 @@ def test_cli_replay_all_dead_delivers_every_dead_letter(tmp_path: Path, redis_ur
 # --- 410, Retry-After, isolation -------------------------------------------------------------
 
 
-def test_410_disables_the_vendor_others_continue_and_enable_resumes(tmp_path: Path, redis_url: str) -> None:
+def test_410_disables_the_vendor_others_continue_and_enable_resumes(
+    tmp_path: Path, redis_url: str
+) -> None:
     with delivery_gateway(tmp_path, redis_url, ["webhook", "smooch"]) as dg:
         hook, smooch = dg.emulators["webhook"], dg.emulators["smooch"]
         hook.fail(Answer(410, {"error": "gone"}))
@@ -356,10 +387,14 @@ def test_a_hanging_vendor_does_not_delay_another(tmp_path: Path, redis_url: str)
         hook.always(None)
 
 
-def test_a_vendor_hanging_on_many_records_does_not_starve_another(tmp_path: Path, redis_url: str) -> None:
+def test_a_vendor_hanging_on_many_records_does_not_starve_another(
+    tmp_path: Path, redis_url: str
+) -> None:
     """Every slot of the worker's concurrency held by one hanging vendor must not hold back
     another vendor (SPEC §6: one vendor's outage never delays another's deliveries)."""
-    with delivery_gateway(tmp_path, redis_url, ["webhook", "smooch"], delivery={"concurrency": 4}) as dg:
+    with delivery_gateway(
+        tmp_path, redis_url, ["webhook", "smooch"], delivery={"concurrency": 4}
+    ) as dg:
         hook, smooch = dg.emulators["webhook"], dg.emulators["smooch"]
         hook.always(Hang(5))
         for _ in range(8):
@@ -386,7 +421,9 @@ def test_never_an_older_version_after_a_newer_one(tmp_path: Path, redis_url: str
         hook = dg.emulators["webhook"]
         hook.fail(Hang(0.5))  # the first delivery is slow (and then fails): changes go on
         user = uniq("u")
-        record_id = dg.identify(user_id=user, traits={"email": uniq_email(), "n": 0})["contact"]["id"]
+        record_id = dg.identify(user_id=user, traits={"email": uniq_email(), "n": 0})["contact"][
+            "id"
+        ]
         final = 1
         for i in range(1, 40):
             time.sleep(0.02)
@@ -397,11 +434,13 @@ def test_never_an_older_version_after_a_newer_one(tmp_path: Path, redis_url: str
         versions = [r.json()["data"]["version"] for r in got]
         # the first attempt hung (504): every later one was answered 2xx
         assert versions[0] <= versions[1]
-        assert all(a < b for a, b in zip(versions[1:], versions[2:], strict=False)), versions
+        assert all(a < b for a, b in itertools.pairwise(versions)), versions
         assert versions[-1] == final
         assert got[-1].json()["data"]["properties"]["n"] == 39
         # at most one delivery of the record in flight: nothing came while the first hung
-        assert got[1].at >= got[0].at + 0.45, "a second delivery started while the first was in flight"
+        assert got[1].at >= got[0].at + 0.45, (
+            "a second delivery started while the first was in flight"
+        )
 
 
 def test_a_burst_of_100_updates_reaches_the_vendor_as_at_most_5_deliveries(
@@ -410,7 +449,9 @@ def test_a_burst_of_100_updates_reaches_the_vendor_as_at_most_5_deliveries(
     with delivery_gateway(tmp_path, redis_url, ["webhook"]) as dg:
         hook = dg.emulators["webhook"]
         user = uniq("u")
-        record_id = dg.identify(user_id=user, traits={"email": uniq_email(), "n": -1})["contact"]["id"]
+        record_id = dg.identify(user_id=user, traits={"email": uniq_email(), "n": -1})["contact"][
+            "id"
+        ]
         wait_version(hook, record_id, 1)
         hook.clear()
         final = 0
@@ -422,8 +463,10 @@ def test_a_burst_of_100_updates_reaches_the_vendor_as_at_most_5_deliveries(
         wait_version(hook, record_id, final)
         time.sleep(1.0)
         got = for_record(hook, record_id)
-        print(f"burst of 100 updates in {took:.2f}s -> {len(got)} deliveries: "
-              f"{[r.json()['data']['version'] for r in got]}")
+        print(
+            f"burst of 100 updates in {took:.2f}s -> {len(got)} deliveries: "
+            f"{[r.json()['data']['version'] for r in got]}"
+        )
         assert len(got) <= 5, f"{len(got)} deliveries for a burst of 100 updates"
         last = got[-1].json()["data"]
         assert last["version"] == final and last["properties"]["n"] == 99
@@ -432,9 +475,13 @@ def test_a_burst_of_100_updates_reaches_the_vendor_as_at_most_5_deliveries(
 # --- deliveries API, metrics, trimming -------------------------------------------------------
 
 
-def test_metrics_show_outcomes_retry_depth_dead_letters_and_queued_jobs(tmp_path: Path, redis_url: str) -> None:
+def test_metrics_show_outcomes_retry_depth_dead_letters_and_queued_jobs(
+    tmp_path: Path, redis_url: str
+) -> None:
     delivery = {"retry_schedule": ["200ms", "60s"]}
-    with delivery_gateway(tmp_path, redis_url, ["webhook", "smooch", "gist"], delivery=delivery) as dg:
+    with delivery_gateway(
+        tmp_path, redis_url, ["webhook", "smooch", "gist"], delivery=delivery
+    ) as dg:
         dg.emulators["smooch"].always(Answer(503, {"error": "maintenance"}))
         dg.emulators["gist"].fail(Answer(400, {"error": "invalid"}))
         contact = dg.identify(traits={"email": uniq_email()})["contact"]
@@ -479,12 +526,20 @@ def test_metrics_show_outcomes_retry_depth_dead_letters_and_queued_jobs(tmp_path
 
         def lagging() -> dict[tuple[str, str, str], float]:
             m = metric_samples(dg)
-            return m if all(m.get(("idgw_outbox_lag", v, "")) == 3 for v in ("webhook", "smooch", "gist")) else {}
+            return (
+                m
+                if all(
+                    m.get(("idgw_outbox_lag", v, "")) == 3 for v in ("webhook", "smooch", "gist")
+                )
+                else {}
+            )
 
         wait_until(lagging, timeout=10, interval=0.5, what="outbox lag of 3 per vendor")
 
 
-def test_outbox_lag_counts_events_of_a_vendor_no_worker_has_read_yet(tmp_path: Path, redis_url: str) -> None:
+def test_outbox_lag_counts_events_of_a_vendor_no_worker_has_read_yet(
+    tmp_path: Path, redis_url: str
+) -> None:
     with delivery_gateway(tmp_path, redis_url, ["webhook"], extra_args=("--no-worker",)) as dg:
         for i in range(3):
             dg.identify(user_id=uniq("u"), traits={"n": i})
@@ -502,7 +557,9 @@ def test_outbox_lag_counts_events_of_a_vendor_no_worker_has_read_yet(tmp_path: P
 def test_the_outbox_is_trimmed_once_everything_is_delivered(tmp_path: Path, redis_url: str) -> None:
     with delivery_gateway(tmp_path, redis_url, ["webhook", "smooch"]) as dg:
         user = uniq("u")
-        final = dg.identify(user_id=user, traits={"email": uniq_email(), "n": 0})["contact"]["version"]
+        final = dg.identify(user_id=user, traits={"email": uniq_email(), "n": 0})["contact"][
+            "version"
+        ]
         for i in range(1, 10):
             final = dg.identify(user_id=user, traits={"n": i})["contact"]["version"]
         outbox = f"{dg.prefix}outbox"
@@ -511,14 +568,24 @@ def test_the_outbox_is_trimmed_once_everything_is_delivered(tmp_path: Path, redi
         record_id = dg.api.get("/v1/contacts", params={"user_id": user}).json()["id"]
         wait_version(dg.emulators["webhook"], record_id, final)
         wait_until(
-            lambda: any(r.json().get("properties", {}).get("n") == 9 for r in dg.emulators["smooch"].requests),
+            lambda: any(
+                r.json().get("properties", {}).get("n") == 9
+                for r in dg.emulators["smooch"].requests
+            ),
             what="smooch got the last state",
         )
-        wait_until(lambda: dg.redis.xlen(outbox) < before, timeout=20, interval=0.5, what="the outbox trimmed")
+        wait_until(
+            lambda: dg.redis.xlen(outbox) < before,
+            timeout=20,
+            interval=0.5,
+            what="the outbox trimmed",
+        )
         assert dg.redis.xlen(outbox) == 0
 
 
-def test_several_workers_share_the_lanes_without_reordering_or_doubling(tmp_path: Path, redis_url: str) -> None:
+def test_several_workers_share_the_lanes_without_reordering_or_doubling(
+    tmp_path: Path, redis_url: str
+) -> None:
     """Any number of workers on one Redis (SPEC §6, §10): every change delivered, per record
     in order, no version twice."""
     with delivery_gateway(tmp_path, redis_url, ["webhook"], extra_args=("--no-worker",)) as dg:
@@ -529,12 +596,24 @@ def test_several_workers_share_the_lanes_without_reordering_or_doubling(tmp_path
                 with (tmp_path / f"worker-{n}.log").open("ab") as out:
                     workers.append(
                         subprocess.Popen(
-                            [sys.executable, "-m", "idgateway", "worker", "--config", str(dg.config)],
-                            stdout=out, stderr=subprocess.STDOUT, env=env,
+                            [
+                                sys.executable,
+                                "-m",
+                                "idgateway",
+                                "worker",
+                                "--config",
+                                str(dg.config),
+                            ],
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            env=env,
                         )
                     )
             users = [uniq("u") for _ in range(15)]
-            ids = {u: dg.identify(user_id=u, traits={"email": uniq_email(), "n": 0})["contact"]["id"] for u in users}
+            ids = {
+                u: dg.identify(user_id=u, traits={"email": uniq_email(), "n": 0})["contact"]["id"]
+                for u in users
+            }
             for i in range(1, 4):
                 for u in users:
                     dg.identify(user_id=u, traits={"n": i})
@@ -545,7 +624,7 @@ def test_several_workers_share_the_lanes_without_reordering_or_doubling(tmp_path
             time.sleep(0.5)
             for u in users:
                 versions = [r.json()["data"]["version"] for r in for_record(hook, ids[u])]
-                assert all(a < b for a, b in zip(versions, versions[1:], strict=False)), versions
+                assert all(a < b for a, b in itertools.pairwise(versions)), versions
                 assert versions[-1] == 4
             assert all(w.poll() is None for w in workers)
         finally:

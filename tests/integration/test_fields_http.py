@@ -236,8 +236,13 @@ def test_null_removes_fields(api: httpx.Client, redis_client: redis.Redis) -> No
 
     contact = body["contact"]
     assert body["changed"] == sorted(
-        ["first_name", "properties.home_address", "properties.score", f"properties.{inferred}",
-         "tags"]
+        [
+            "first_name",
+            "properties.home_address",
+            "properties.score",
+            f"properties.{inferred}",
+            "tags",
+        ]
     )
     assert contact["version"] == created["version"] + 1
     assert contact["first_name"] is None
@@ -370,9 +375,7 @@ def test_junk_identifying_traits_are_blocked(api: httpx.Client, key: str, value:
 def test_invalid_keys_are_refused(api: httpx.Client) -> None:
     email = uniq_email()
     bad = ["a.b", "with space", "$set", "x" * 129, "qu'ote", "pipe|d", "back\\slash"]
-    response = api.post(
-        "/v1/identify", json={"traits": {"email": email, **{k: 1 for k in bad}}}
-    )
+    response = api.post("/v1/identify", json={"traits": {"email": email, **dict.fromkeys(bad, 1)}})
     errors = violations(response)
     assert len(errors) == len(bad)
     assert email_is_free(api, email)
@@ -400,9 +403,7 @@ def test_infer_first_type_sticks_across_contacts(api: httpx.Client) -> None:
     assert [e["path"] for e in errors] == [f"$.traits.{key}"]
     assert email_is_free(api, email)
     # Also on the contact that set it first.
-    same = api.post(
-        "/v1/identify", json={"traits": {"email": first["email"], key: True}}
-    )
+    same = api.post("/v1/identify", json={"traits": {"email": first["email"], key: True}})
     assert [e["path"] for e in violations(same)] == [f"$.traits.{key}"]
 
     number = identify(api, {"traits": {"email": email, key: 7.5}}, 201)
@@ -509,9 +510,7 @@ def test_required_field_is_needed_on_create_only(gateway: RunningGateway) -> Non
 def test_required_field_reported_with_other_violations(gateway: RunningGateway) -> None:
     email = uniq_email()
     with gateway.client(STRICT_SECRET) as strict:
-        response = strict.post(
-            "/v1/identify", json={"traits": {"email": email, "first_name": 5}}
-        )
+        response = strict.post("/v1/identify", json={"traits": {"email": email, "first_name": 5}})
         errors = violations(response)
         # §3.4: every violation of the call, the missing required field included.
         assert paths(errors) == {"$.traits.first_name", "$.traits.account"}

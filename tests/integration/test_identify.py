@@ -333,9 +333,7 @@ def test_version_grows_by_one_per_effective_change(
     assert created["contact"]["version"] == 1
     assert {"email", "external_id", "properties.plan"} <= set(created["changed"])
 
-    both = identify(
-        api, {"user_id": user_id, "traits": {"email": email_2, "plan": "Support"}}, 200
-    )
+    both = identify(api, {"user_id": user_id, "traits": {"email": email_2, "plan": "Support"}}, 200)
     assert both["changed"] == ["email", "properties.plan"]
     assert both["contact"]["version"] == 2
 

@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import structlog
@@ -30,6 +29,9 @@ from idgateway.net import (
     ResponseTooLarge,
     resolve_with_getaddrinfo,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass
@@ -384,9 +386,9 @@ async def test_urls_other_than_http_and_https_are_blocked(url: str) -> None:
 async def test_unknown_host_and_empty_answers_fail_resolution() -> None:
     names = FakeResolver({"empty.test": [[]]})
     async with GuardedClient(resolver=names) as client:
-        with pytest.raises(ResolveFailed, match="cannot resolve nowhere.test"):
+        with pytest.raises(ResolveFailed, match=r"cannot resolve nowhere\.test"):
             await client.request("GET", "http://nowhere.test/")
-        with pytest.raises(ResolveFailed, match="empty.test has no addresses"):
+        with pytest.raises(ResolveFailed, match=r"empty\.test has no addresses"):
             await client.request("GET", "http://empty.test/")
 
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ACME_PUBLISHABLE, MAX_BODY, RunningGateway, uniq, uniq_email
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import httpx
 
 PROBLEM_JSON = "application/problem+json"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -215,10 +218,8 @@ def test_a_duplicated_member_keeps_its_last_value(api: httpx.Client) -> None:
     """RFC 8259 leaves duplicate names to the parser; ours keeps the last one (documented in
     README) rather than paying a second parse on every request."""
     first, last = uniq_email(), uniq_email()
-    body = '{"traits": {"email": "%s", "email": "%s"}}' % (first, last)
-    response = api.post(
-        "/v1/identify", content=body, headers={"content-type": "application/json"}
-    )
+    body = f'{{"traits": {{"email": "{first}", "email": "{last}"}}}}'
+    response = api.post("/v1/identify", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 201
     assert response.json()["contact"]["email"] == last
     assert api.get("/v1/contacts", params={"email": first}).status_code == 404
@@ -267,8 +268,9 @@ JSON_SCALARS = (
 )  # fmt: skip
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=25,
 )
 # Keys acme knows, so values reach the typed validators, and odd keys (prefixed, so that what
@@ -334,9 +336,12 @@ def test_random_traits_never_get_a_server_error(
             st.just("/v1/group"),
             st.fixed_dictionaries(
                 {},
-                optional={"user_id": JSON_SCALARS, "contact_id": JSON_SCALARS,
-                          "company": COMPANY | JSON_VALUES},
-            ),  # fmt: skip
+                optional={
+                    "user_id": JSON_SCALARS,
+                    "contact_id": JSON_SCALARS,
+                    "company": COMPANY | JSON_VALUES,
+                },
+            ),
         ),
         st.tuples(
             st.just("/v1/contacts/merge"),

@@ -22,11 +22,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -34,6 +33,9 @@ import pytest
 import redis
 
 from tests.conftest import free_port, start_gateway, stop_process, uniq, uniq_email, wait_ready
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HEADLINE = "Billing"
 API_TOKEN = "pf-token-0123456789abcdef"
@@ -115,7 +117,7 @@ class ProfileWebhook:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 webhook._serve(self)
 
             def log_message(self, format: str, *args: Any) -> None:

@@ -5,14 +5,17 @@ records; outbox checks read only the events appended after a mark taken by the t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
-import redis
 
 from tests.conftest import OTHER_SECRET, RunningGateway, uniq, uniq_email
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import httpx
+    import redis
 
 OUTBOX = "idgw:{acme}:outbox"
 PROBLEM_JSON = "application/problem+json"
@@ -279,8 +282,15 @@ def test_lookup_without_a_match_is_404(api: httpx.Client, params: Any) -> None:
         {"nickname": "fred"},
         {"no_such_field": "x"},
     ],
-    ids=["none", "email-and-user_id", "email-and-phone", "first_name", "plan", "nickname",
-         "unknown"],  # fmt: skip
+    ids=[
+        "none",
+        "email-and-user_id",
+        "email-and-phone",
+        "first_name",
+        "plan",
+        "nickname",
+        "unknown",
+    ],
 )
 def test_lookup_needs_exactly_one_identifying_parameter(
     api: httpx.Client, params: dict[str, str]
@@ -582,9 +592,7 @@ def test_merge_keeps_company_contact_counts_right(api: httpx.Client, pair: Merge
     assert count(pair.into_company) == 1
 
 
-def test_merging_a_contact_into_itself_is_422(
-    api: httpx.Client, redis_client: redis.Redis
-) -> None:
+def test_merging_a_contact_into_itself_is_422(api: httpx.Client, redis_client: redis.Redis) -> None:
     contact = new_contact(api)
     mark = outbox_mark(redis_client)
 

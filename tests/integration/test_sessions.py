@@ -462,9 +462,7 @@ def test_identify_with_a_junk_value_is_blocked(
 ) -> None:
     sid = new_sid()
     tail = outbox_tail(redis_client)
-    response = api.post(
-        f"/v1/sessions/{sid}/calls", json={"calls": [identify_contact(key, value)]}
-    )
+    response = api.post(f"/v1/sessions/{sid}/calls", json={"calls": [identify_contact(key, value)]})
     problem = assert_problem(response, 422, "/problems/validation-failed")
     assert [e["code"] for e in problem["errors"]] == ["blocked_identifier"]
     assert events_since(redis_client, tail) == []
@@ -504,9 +502,7 @@ def test_concurrent_sessions_identifying_one_new_email_make_one_contact(
 
 
 @pytest.mark.parametrize("company_first", [True, False], ids=["company-first", "contact-first"])
-def test_identifying_contact_and_company_links_them(
-    api: httpx.Client, company_first: bool
-) -> None:
+def test_identifying_contact_and_company_links_them(api: httpx.Client, company_first: bool) -> None:
     sid, email, domain = new_sid(), uniq_email(), f"{uniq('d')}.example"
     steps = [
         identify_company("company_domain", domain),
@@ -1385,8 +1381,9 @@ def test_publishable_identify_with_the_right_user_hash_is_200(
     assert body["contact"]["email"] == email
     assert body["contact"]["first_name"] == "Tak"
     assert body["session"]["contact_id"] == body["contact"]["id"]
-    assert verified_api.get("/v1/contacts", params={"email": email}).json()["id"] == (
-        body["contact"]["id"]
+    assert (
+        verified_api.get("/v1/contacts", params={"email": email}).json()["id"]
+        == (body["contact"]["id"])
     )
 
 
@@ -1399,7 +1396,12 @@ def test_identify_company_with_a_publishable_key_needs_a_user_hash_too(
 
     refused = verified_browser.post(
         f"/v1/sessions/{sid}/calls",
-        json={"calls": [set_contact(contact_first_name="Tak"), identify_company("company_domain", domain)]},
+        json={
+            "calls": [
+                set_contact(contact_first_name="Tak"),
+                identify_company("company_domain", domain),
+            ]
+        },
     )
     assert refused.status_code == 403
     body = post_calls(

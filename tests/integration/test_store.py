@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
@@ -20,6 +20,9 @@ from idgateway.fields import FieldInput, build_registry, validate
 from idgateway.settings import TenantFile
 from idgateway.store import RecordOp, RecordStore, Scripts, TenantKeys, bucket, connect
 from tests.conftest import RunningGateway, uniq, uniq_email
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 TENANT = msgspec.convert(
     {
@@ -60,7 +63,9 @@ def test_bucket_matches_the_lua_function(redis_client: redis.Redis) -> None:
 
 async def test_concurrent_upserts_of_one_new_email_make_one_contact(store: RecordStore) -> None:
     email = uniq_email()
-    results = await asyncio.gather(*(store.upsert("storetest", [change(email=email)]) for _ in range(32)))
+    results = await asyncio.gather(
+        *(store.upsert("storetest", [change(email=email)]) for _ in range(32))
+    )
     ids = {r[0].ulid for r in results}
     assert len(ids) == 1
     assert sum(r[0].created for r in results) == 1
@@ -70,10 +75,15 @@ async def test_conflict_writes_nothing(store: RecordStore, redis_client: redis.R
     a_email, b_email = uniq_email(), uniq_email()
     a = (await store.upsert("storetest", [change(email=a_email)]))[0]
     b = (await store.upsert("storetest", [change(email=b_email)]))[0]
-    before = (redis_client.hgetall(KEYS.contact(a.ulid)), redis_client.hgetall(KEYS.contact(b.ulid)))
+    before = (
+        redis_client.hgetall(KEYS.contact(a.ulid)),
+        redis_client.hgetall(KEYS.contact(b.ulid)),
+    )
     outbox = redis_client.xlen(KEYS.outbox)
     with pytest.raises(IdentityConflict) as raised:
-        await store.upsert("storetest", [change(email=a_email, secondary_emails=[b_email], first_name="X")])
+        await store.upsert(
+            "storetest", [change(email=a_email, secondary_emails=[b_email], first_name="X")]
+        )
     owners = {c["value"]: c["record_id"] for c in raised.value.extensions["conflicts"]}
     assert owners == {a_email: f"c_{a.ulid}", b_email: f"c_{b.ulid}"}
     after = (redis_client.hgetall(KEYS.contact(a.ulid)), redis_client.hgetall(KEYS.contact(b.ulid)))
@@ -90,7 +100,9 @@ async def test_inferred_type_is_fixed_by_the_first_value(store: RecordStore) -> 
     assert raised.value.violations[0].path == f"$.{key}"
 
 
-async def test_index_always_mirrors_the_record(store: RecordStore, redis_client: redis.Redis) -> None:
+async def test_index_always_mirrors_the_record(
+    store: RecordStore, redis_client: redis.Redis
+) -> None:
     old, new, member = uniq_email(), uniq_email(), uniq("m")
     first = (await store.upsert("storetest", [change(email=old, member_no=member)]))[0]
     # Change the email through the member number: the old email is freed, the new one claimed.
@@ -126,7 +138,10 @@ def test_identify_is_one_redis_round_trip(gateway: RunningGateway, redis_url: st
         time.sleep(0.3)  # MONITOR is attached
         stop.set()
         email = uniq_email()
-        response = api.post("/v1/identify", json={"user_id": uniq("id"), "traits": {"email": email, "plan_name": "x"}})
+        response = api.post(
+            "/v1/identify",
+            json={"user_id": uniq("id"), "traits": {"email": email, "plan_name": "x"}},
+        )
         assert response.status_code == 201
         watcher.join(timeout=5)
     mine = [line for line in seen if email in line or "lua" in line.split()[0]]

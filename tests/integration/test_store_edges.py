@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
-import redis
 
 from idgateway.store import Scripts, TenantKeys, connect
 from tests.conftest import RunningGateway, uniq, uniq_email
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    import httpx
+    import redis
 
 WEBHOOK = "webhook"
 
@@ -54,7 +58,10 @@ def test_a_buffered_value_cannot_take_the_identifying_value_from_a_found_contact
             f"/v1/sessions/{session}-000000/calls",
             json={
                 "calls": [
-                    {"op": "setContact", "properties": {"contact_email": uniq_email(), "contact_first_name": "Fred"}},
+                    {
+                        "op": "setContact",
+                        "properties": {"contact_email": uniq_email(), "contact_first_name": "Fred"},
+                    },
                     {"op": "identifyContact", "key": "contact_email", "value": email},
                 ]
             },
@@ -110,11 +117,15 @@ async def test_a_stale_lease_cannot_complete_a_job_another_worker_holds(
     second = await _claim(scripts, tenant)
     assert len(second) == 1 and second[0][6].decode() != old_token
     # the stalled worker wakes up and reports: ignored, the lease stays with the second
-    await _complete(scripts, tenant, [{"rec": rec, "token": old_token, "outcome": "ok", "version": 1}])
+    await _complete(
+        scripts, tenant, [{"rec": rec, "token": old_token, "outcome": "ok", "version": 1}]
+    )
     assert redis_client.zscore(keys.vendor_key("f", WEBHOOK), rec) is not None
     assert redis_client.hget(keys.vendor_key("dv", WEBHOOK), rec) is None
     await _complete(
-        scripts, tenant, [{"rec": rec, "token": second[0][6].decode(), "outcome": "ok", "version": 2}]
+        scripts,
+        tenant,
+        [{"rec": rec, "token": second[0][6].decode(), "outcome": "ok", "version": 2}],
     )
     assert redis_client.zscore(keys.vendor_key("f", WEBHOOK), rec) is None
     assert redis_client.hget(keys.vendor_key("dv", WEBHOOK), rec) == b"2"
@@ -155,7 +166,16 @@ def test_a_non_ascii_user_hash_is_refused_not_a_crash(gateway: RunningGateway) -
     with gateway.client(None, **{"X-Idgw-Key": VERIFIED_PUBLISHABLE}) as browser:
         response = browser.post(
             f"/v1/sessions/s{uniq('')}-000000/calls",
-            json={"calls": [{"op": "identifyContact", "key": "contact_email", "value": uniq_email(), "user_hash": "é" * 64}]},
+            json={
+                "calls": [
+                    {
+                        "op": "identifyContact",
+                        "key": "contact_email",
+                        "value": uniq_email(),
+                        "user_hash": "é" * 64,
+                    }
+                ]
+            },
         )
     assert response.status_code == 403
 

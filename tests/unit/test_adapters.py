@@ -36,13 +36,23 @@ from idgateway.delivery._worker import sign_webhook
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "smooch": {"base_url": "https://api.smooch.test/", "app_id": "5963c0d619a30a2e00de36b8", "key": "smooch-secret-key"},
+    "smooch": {
+        "base_url": "https://api.smooch.test/",
+        "app_id": "5963c0d619a30a2e00de36b8",
+        "key": "smooch-secret-key",
+    },
     "gist": {"base_url": "https://api.gist.test", "token": "gist-secret-token"},
     "groove": {"base_url": "https://api.groove.test/", "token": "groove-secret-token"},
     "crm": {"base_url": "https://crm.test/api", "token": "crm-secret-token", "contact_type": "cta"},
     "webhook": {"url": "https://hooks.example.test/idgw?source=gw", "secret": WEBHOOK_SECRET},
 }
-SECRET_SETTING = {"smooch": "key", "gist": "token", "groove": "token", "crm": "token", "webhook": "secret"}
+SECRET_SETTING = {
+    "smooch": "key",
+    "gist": "token",
+    "groove": "token",
+    "crm": "token",
+    "webhook": "secret",
+}
 
 # SPEC §6.1: what each shipped adapter takes and sends.
 CAPABILITIES: dict[str, set[str]] = {
@@ -122,7 +132,9 @@ def company() -> dict[str, Any]:
     }
 
 
-def upserted(record: dict[str, Any] | None = None, *, companies: Sequence[dict[str, Any]] = ()) -> DeliveryEvent:
+def upserted(
+    record: dict[str, Any] | None = None, *, companies: Sequence[dict[str, Any]] = ()
+) -> DeliveryEvent:
     record = contact() if record is None else record
     return DeliveryEvent(
         kind="contact.upserted",
@@ -160,13 +172,19 @@ def build(name: str, **settings: Any) -> Adapter:
 
 
 def answer(status: int = 200, body: Any = None) -> VendorResponse:
-    return VendorResponse(status, {"content-type": "application/json"}, b"" if body is None else json.dumps(body).encode())
+    return VendorResponse(
+        status,
+        {"content-type": "application/json"},
+        b"" if body is None else json.dumps(body).encode(),
+    )
 
 
 Answerer = Callable[[VendorRequest], VendorResponse]
 
 
-def drive(adapter: Adapter, event: DeliveryEvent, answers: Sequence[VendorResponse] | Answerer = ()) -> tuple[list[VendorRequest], Outcome]:
+def drive(
+    adapter: Adapter, event: DeliveryEvent, answers: Sequence[VendorResponse] | Answerer = ()
+) -> tuple[list[VendorRequest], Outcome]:
     """Run a plan to its end: every yielded request is answered from ``answers`` (in order,
     or by calling it); returns the requests and the outcome."""
     queue = list(answers) if not callable(answers) else []
@@ -255,7 +273,10 @@ def test_crm_manifest_lists_the_seed_contact_types() -> None:
     types = registry()["crm"].manifest.extra["contactTypes"]
     assert all(set(t) == {"display", "value"} for t in types)
     # seed 002's example manifest
-    assert {(t["display"], t["value"]) for t in types} >= {("TestContactType", "testContact"), ("Contact", "cta")}
+    assert {(t["display"], t["value"]) for t in types} >= {
+        ("TestContactType", "testContact"),
+        ("Contact", "cta"),
+    }
 
 
 # --- settings_issues ----------------------------------------------------------------------------
@@ -295,7 +316,9 @@ def test_crm_contact_type_outside_the_manifest_is_an_issue(contact_type: str) ->
 
 
 def test_smooch_puts_the_app_user_with_the_seed_body() -> None:
-    requests, outcome = drive(build("smooch"), upserted(), [answer(200, {"appUser": {"_id": "deb920657bbc3adc3fec7963"}})])
+    requests, outcome = drive(
+        build("smooch"), upserted(), [answer(200, {"appUser": {"_id": "deb920657bbc3adc3fec7963"}})]
+    )
     assert len(requests) == 1
     put = requests[0]
     assert put.method == "PUT"
@@ -329,12 +352,20 @@ def test_smooch_body_is_valid_json_as_sent() -> None:
 
 
 def test_smooch_uses_the_contact_id_without_an_external_id() -> None:
-    requests, _ = drive(build("smooch"), upserted(contact(external_id=None)), [answer(200, {"appUser": {"_id": "x"}})])
+    requests, _ = drive(
+        build("smooch"),
+        upserted(contact(external_id=None)),
+        [answer(200, {"appUser": {"_id": "x"}})],
+    )
     assert requests[0].url.endswith(f"/appusers/{CONTACT_ID}")
 
 
 def test_smooch_escapes_the_user_id_in_the_path() -> None:
-    requests, _ = drive(build("smooch"), upserted(contact(external_id="a/b c?d")), [answer(200, {"appUser": {"_id": "x"}})])
+    requests, _ = drive(
+        build("smooch"),
+        upserted(contact(external_id="a/b c?d")),
+        [answer(200, {"appUser": {"_id": "x"}})],
+    )
     path = urlsplit(requests[0].url).path
     assert path.startswith("/v1.1/apps/5963c0d619a30a2e00de36b8/appusers/")
     assert unquote(path.rsplit("/", 1)[1]) == "a/b c?d"
@@ -343,7 +374,9 @@ def test_smooch_escapes_the_user_id_in_the_path() -> None:
 
 def test_smooch_deletes_the_app_user_by_the_id_it_returned() -> None:
     adapter = build("smooch")
-    put, _ = drive(adapter, upserted(), [answer(200, {"appUser": {"_id": "deb920657bbc3adc3fec7963"}})])
+    put, _ = drive(
+        adapter, upserted(), [answer(200, {"appUser": {"_id": "deb920657bbc3adc3fec7963"}})]
+    )
     requests, _ = drive(adapter, deleted(smooch="deb920657bbc3adc3fec7963"), [answer(200, {})])
     # SPEC §6: vendor refs are used for later updates and deletes
     assert [(r.method, r.url) for r in requests] == [
@@ -364,8 +397,14 @@ def test_smooch_check_reports_flattened_and_moved_fields() -> None:
 
 
 def test_smooch_check_of_a_flat_contact_reports_nothing() -> None:
-    record = contact(phone=None, twitter=None, facebook=None, tags=[], secondary_emails=[],
-                     properties={"plan": "Pro", "active_accounts": 3})
+    record = contact(
+        phone=None,
+        twitter=None,
+        facebook=None,
+        tags=[],
+        secondary_emails=[],
+        properties={"plan": "Pro", "active_accounts": 3},
+    )
     assert build("smooch").check(upserted(record)) == []
 
 
@@ -401,7 +440,9 @@ def test_gist_posts_the_contact() -> None:
 
 
 def test_gist_user_id_is_empty_when_unknown() -> None:
-    requests, _ = drive(build("gist"), upserted(contact(external_id=None)), [answer(200, {"contact": {"id": 1}})])
+    requests, _ = drive(
+        build("gist"), upserted(contact(external_id=None)), [answer(200, {"contact": {"id": 1}})]
+    )
     assert requests[0].json["user_id"] == ""
 
 
@@ -446,7 +487,9 @@ def test_gist_without_email_is_skipped_with_a_report() -> None:
 
 def test_gist_deletes_by_its_contact_id() -> None:
     requests, _ = drive(build("gist"), deleted(gist="4242", smooch="other"), [answer(200, {})])
-    assert [(r.method, r.url) for r in requests] == [("DELETE", "https://api.gist.test/contacts/4242")]
+    assert [(r.method, r.url) for r in requests] == [
+        ("DELETE", "https://api.gist.test/contacts/4242")
+    ]
     assert requests[0].headers.get("Authorization") == "Bearer gist-secret-token"
 
 
@@ -459,7 +502,9 @@ def test_gist_delete_without_a_ref_sends_nothing() -> None:
 
 
 def test_groove_puts_the_customer_by_email() -> None:
-    event = upserted(companies=[{"id": COMPANY_ID, "name": "Example Inc.", "domain": "example.com"}])
+    event = upserted(
+        companies=[{"id": COMPANY_ID, "name": "Example Inc.", "domain": "example.com"}]
+    )
     requests, _ = drive(build("groove"), event, [answer(200, {"customer": {}})])
     assert len(requests) == 1
     put = requests[0]
@@ -511,7 +556,9 @@ CREATED = {
 
 def test_crm_finds_by_phone_then_creates_a_placeholder() -> None:
     requests, outcome = drive(
-        build("crm"), upserted(), [answer(200, {"successful": True, "matchedContactInfo": []}), answer(200, CREATED)]
+        build("crm"),
+        upserted(),
+        [answer(200, {"successful": True, "matchedContactInfo": []}), answer(200, CREATED)],
     )
     assert [r.method for r in requests] == ["GET", "POST"]
     find, create = requests
@@ -520,7 +567,11 @@ def test_crm_finds_by_phone_then_creates_a_placeholder() -> None:
     assert parse_qs(parts.query) == {"phoneNumber": ["+15558234312"]}
     assert find.content() is None
     assert create.url == "https://crm.test/api/contacts"
-    assert create.json == {"phoneNumber": "+15558234312", "newContactName": "Fred Flintstone", "newContactType": "cta"}
+    assert create.json == {
+        "phoneNumber": "+15558234312",
+        "newContactName": "Fred Flintstone",
+        "newContactType": "cta",
+    }
     for request in requests:
         assert request.headers.get("Authorization") == "Bearer crm-secret-token"
     assert outcome.vendor_ref == "xxxx-xxxxx"
@@ -535,20 +586,29 @@ def test_crm_creates_when_the_find_answers_404() -> None:
 
 def test_crm_placeholder_type_is_the_configured_contact_type() -> None:
     adapter = build("crm", contact_type="testContact")
-    requests, _ = drive(adapter, upserted(), [answer(200, {"matchedContactInfo": []}), answer(200, CREATED)])
+    requests, _ = drive(
+        adapter, upserted(), [answer(200, {"matchedContactInfo": []}), answer(200, CREATED)]
+    )
     assert requests[1].json["newContactType"] == "testContact"
 
 
 def test_crm_placeholder_type_defaults_to_one_of_the_manifest_types() -> None:
     settings = {k: v for k, v in SETTINGS["crm"].items() if k != "contact_type"}
     adapter = registry()["crm"].build("crm", settings)
-    requests, _ = drive(adapter, upserted(), [answer(200, {"matchedContactInfo": []}), answer(200, CREATED)])
+    requests, _ = drive(
+        adapter, upserted(), [answer(200, {"matchedContactInfo": []}), answer(200, CREATED)]
+    )
     types = [t["value"] for t in registry()["crm"].manifest.extra["contactTypes"]]
     assert requests[1].json["newContactType"] in types
 
 
 def test_crm_keeps_the_matched_contact_when_found() -> None:
-    found = {"successful": True, "matchedContactInfo": [{"id": "p-77", "name": "Fred", "phone": "+15558234312", "type": "contact"}]}
+    found = {
+        "successful": True,
+        "matchedContactInfo": [
+            {"id": "p-77", "name": "Fred", "phone": "+15558234312", "type": "contact"}
+        ],
+    }
     requests, outcome = drive(build("crm"), upserted(), [answer(200, found)])
     assert [r.method for r in requests] == ["GET"]
     assert outcome.vendor_ref == "p-77"
@@ -568,7 +628,14 @@ def test_crm_check_of_a_contact_with_phone_reports_nothing() -> None:
 
 def test_crm_answer_without_contact_id_is_rejected() -> None:
     with pytest.raises(VendorRejected):
-        drive(build("crm"), upserted(), [answer(200, {"matchedContactInfo": []}), answer(200, {"returnMessage": {"message": "?"}})])
+        drive(
+            build("crm"),
+            upserted(),
+            [
+                answer(200, {"matchedContactInfo": []}),
+                answer(200, {"returnMessage": {"message": "?"}}),
+            ],
+        )
 
 
 # --- webhook (Standard Webhooks) ------------------------------------------------------------------
@@ -581,15 +648,25 @@ def test_webhook_posts_the_signed_event() -> None:
     post = requests[0]
     assert (post.method, post.url) == ("POST", "https://hooks.example.test/idgw?source=gw")
     assert post.sign is True
-    assert post.json == {"type": "contact.upserted", "timestamp": event.timestamp, "data": contact()}
-    assert WEBHOOK_SECRET not in json.dumps(post.headers) and WEBHOOK_SECRET.encode() not in (post.content() or b"")
+    assert post.json == {
+        "type": "contact.upserted",
+        "timestamp": event.timestamp,
+        "data": contact(),
+    }
+    assert WEBHOOK_SECRET not in json.dumps(post.headers) and WEBHOOK_SECRET.encode() not in (
+        post.content() or b""
+    )
 
 
 def test_webhook_posts_the_tombstone_on_erasure() -> None:
     event = deleted(smooch="x")
     requests, _ = drive(build("webhook"), event, [answer(200)])
     assert requests[0].sign is True
-    assert requests[0].json == {"type": "contact.deleted", "timestamp": event.timestamp, "data": event.tombstone}
+    assert requests[0].json == {
+        "type": "contact.deleted",
+        "timestamp": event.timestamp,
+        "data": event.tombstone,
+    }
 
 
 def test_webhook_posts_companies() -> None:
@@ -602,16 +679,24 @@ def test_webhook_posts_companies() -> None:
         record=company(),
     )
     requests, _ = drive(build("webhook"), event, [answer(200)])
-    assert requests[0].json == {"type": "company.upserted", "timestamp": event.timestamp, "data": company()}
+    assert requests[0].json == {
+        "type": "company.upserted",
+        "timestamp": event.timestamp,
+        "data": company(),
+    }
 
 
 def test_standard_webhooks_signature_matches_the_reference_vector() -> None:
     # The example published with the Standard Webhooks specification.
-    signature = sign_webhook(WEBHOOK_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
+    signature = sign_webhook(
+        WEBHOOK_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}'
+    )
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     key = base64.b64decode(WEBHOOK_SECRET.removeprefix("whsec_"))
     body = b'{"a":1}'
-    expected = base64.b64encode(hmac.new(key, b"d_1.1700000000." + body, hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(key, b"d_1.1700000000." + body, hashlib.sha256).digest()
+    ).decode()
     assert sign_webhook(WEBHOOK_SECRET, "d_1", 1700000000, body) == f"v1,{expected}"
 
 
@@ -619,13 +704,21 @@ def test_standard_webhooks_signature_matches_the_reference_vector() -> None:
 
 # A successful answer per (adapter, request), so a plan can be run to a given step.
 SUCCESS: dict[str, Answerer] = {
-    "smooch": lambda r: answer(200, {} if r.method == "DELETE" else {"appUser": {"_id": "deb920657bbc3adc3fec7963"}}),
+    "smooch": lambda r: answer(
+        200, {} if r.method == "DELETE" else {"appUser": {"_id": "deb920657bbc3adc3fec7963"}}
+    ),
     "gist": lambda r: answer(200, {} if r.method == "DELETE" else {"contact": {"id": 4242}}),
     "groove": lambda r: answer(200, {}),
     "crm": lambda r: answer(200, {"matchedContactInfo": []} if r.method == "GET" else CREATED),
     "webhook": lambda r: answer(200, {}),
 }
-EXPECTED_REF = {"smooch": "deb920657bbc3adc3fec7963", "gist": "4242", "groove": None, "crm": "xxxx-xxxxx", "webhook": None}
+EXPECTED_REF = {
+    "smooch": "deb920657bbc3adc3fec7963",
+    "gist": "4242",
+    "groove": None,
+    "crm": "xxxx-xxxxx",
+    "webhook": None,
+}
 
 
 def all_events(name: str) -> list[DeliveryEvent]:
@@ -651,7 +744,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "index", "kind", "status"), CASES)
-def test_a_failure_answer_raises_vendor_rejected(name: str, index: int, kind: str, status: int) -> None:
+def test_a_failure_answer_raises_vendor_rejected(
+    name: str, index: int, kind: str, status: int
+) -> None:
     """Any non-2xx answer to any request of a plan (bar a CRM find answering 404: no match)
     is the vendor's refusal, for the gateway to classify (retry, dead letter)."""
     event = next(e for e in all_events(name) if e.kind == kind)
@@ -679,7 +774,9 @@ def test_plans_send_no_credentials_in_urls_or_bodies(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(CAPABILITIES))
 def test_plans_and_checks_leave_the_record_untouched(name: str) -> None:
-    event = upserted(companies=[{"id": COMPANY_ID, "name": "Example Inc.", "domain": "example.com"}])
+    event = upserted(
+        companies=[{"id": COMPANY_ID, "name": "Example Inc.", "domain": "example.com"}]
+    )
     drive(build(name), event, SUCCESS[name])
     build(name).check(event)
     assert event.record == contact()

@@ -521,9 +521,7 @@ def test_tags_are_always_sorted_and_unique(tags: list[str], as_string: bool) -> 
     assert set(stored) == {t.strip() for t in tags if t.strip()}
 
 
-@pytest.mark.parametrize(
-    ("value", "stored"), [(1e308, 1e308), ("1e308", 1e308), (-1e308, -1e308)]
-)
+@pytest.mark.parametrize(("value", "stored"), [(1e308, 1e308), ("1e308", 1e308), (-1e308, -1e308)])
 def test_number_keeps_large_finite_values(value: Any, stored: float) -> None:
     out = coerce("score", value)
     assert math.isfinite(out)

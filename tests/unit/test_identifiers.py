@@ -199,7 +199,15 @@ def test_domain_that_is_not_a_host_name_is_refused(raw: str) -> None:
 # --- junk identifiers -------------------------------------------------------------------------
 
 JUNK_WORDS = [
-    "anonymous", "guest", "null", "none", "undefined", "nan", "[object Object]", "0", "-1"
+    "anonymous",
+    "guest",
+    "null",
+    "none",
+    "undefined",
+    "nan",
+    "[object Object]",
+    "0",
+    "-1",
 ]
 
 
@@ -435,8 +443,19 @@ def test_every_address_of_the_fast_path_is_one_the_library_accepts_unchanged(add
 
 @pytest.mark.parametrize(
     "address",
-    ["a@x.invalid", "a@b.local", "a@xn--bcher-kva.ch", "a..b@x.com", ".a@x.com", "a@-x.com",
-     "a@x-.com", "a@x.c", "a@x.123", "x" * 65 + "@x.com", "a@" + "b" * 64 + ".com"],
+    [
+        "a@x.invalid",
+        "a@b.local",
+        "a@xn--bcher-kva.ch",
+        "a..b@x.com",
+        ".a@x.com",
+        "a@-x.com",
+        "a@x-.com",
+        "a@x.c",
+        "a@x.123",
+        "x" * 65 + "@x.com",
+        "a@" + "b" * 64 + ".com",
+    ],
 )
 def test_addresses_outside_the_fast_path_get_the_library_verdict(address: str) -> None:
     try:

@@ -8,8 +8,14 @@ from idgateway.profiles import compile_source
 from idgateway.profiles._liquid import render
 
 BOMBS = {
-    "append-doubling": "{% assign a='xxxxxxxx' %}{% for i in (1..40) %}{% assign a = a | append: a %}{% endfor %}{{ a | size }}",
-    "replace-amplifier": "{% assign a='xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' %}{% assign b = a | replace: 'x', a %}{{ b | replace: 'x', b | size }}",
+    "append-doubling": (
+        "{% assign a='xxxxxxxx' %}{% for i in (1..40) %}{% assign a = a | append: a %}"
+        "{% endfor %}{{ a | size }}"
+    ),
+    "replace-amplifier": (
+        "{% assign a='xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' %}"
+        "{% assign b = a | replace: 'x', a %}{{ b | replace: 'x', b | size }}"
+    ),
     "huge-range": "{{ (1..10000000) | join: ',' }}",
 }
 
@@ -29,7 +35,9 @@ def test_a_filter_failing_on_data_renders_an_error_box_not_a_crash() -> None:
 
 def test_ordinary_filters_still_work() -> None:
     html, problem = render(
-        compile_source("{{ a | append: '!' }} {{ list | join: ', ' }} {{ b | replace: 'x', 'yy' }}"),
+        compile_source(
+            "{{ a | append: '!' }} {{ list | join: ', ' }} {{ b | replace: 'x', 'yy' }}"
+        ),
         {"a": "hi", "list": [1, 2], "b": "axb"},
     )
     assert problem is None

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from idgateway.net import check_address
+
+if TYPE_CHECKING:
+    from ipaddress import IPv4Address, IPv6Address
 
 PUBLIC = [
     "93.184.216.34",

@@ -166,9 +166,7 @@ def test_clean_tenant_has_no_issues() -> None:
     assert registry_issues(tenant()) == []
 
 
-@pytest.mark.parametrize(
-    "key", ["bad key", "a.b", "a$b", "a@b", "a{b}", "tab\tkey", "plan\n"]
-)
+@pytest.mark.parametrize("key", ["bad key", "a.b", "a$b", "a@b", "a{b}", "tab\tkey", "plan\n"])
 def test_invalid_keys_are_issues(key: str) -> None:
     issues = registry_issues(tenant(fields={"contact": [{"key": key, "type": "text"}]}))
     assert [path for path, _ in issues] == ["$.fields.contact[0].key"]

@@ -359,9 +359,7 @@ def test_every_missing_env_variable_is_reported(
     monkeypatch.delenv("IDGW_UNIT_GONE_1", raising=False)
     monkeypatch.delenv("IDGW_UNIT_GONE_2", raising=False)
     tables = '[identity]\nverification = "required"\nsecret = "${IDGW_UNIT_GONE_2}"\n'
-    path = make_tree(
-        tmp_path, "", {"acme": tenant_toml(key="${IDGW_UNIT_GONE_1}", tables=tables)}
-    )
+    path = make_tree(tmp_path, "", {"acme": tenant_toml(key="${IDGW_UNIT_GONE_1}", tables=tables)})
 
     issues = issues_of(path)
 
@@ -508,8 +506,7 @@ SHIPPED_SETTINGS = {
     "groove": 'base_url = "https://api.groovehq.com"\ntoken = "t"\n',
     "crm": 'base_url = "https://crm.acme.test"\ntoken = "t"\ncontact_type = "cta"\n',
     "webhook": (
-        'url = "https://hooks.acme.test/idgw"\n'
-        'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\n'
+        'url = "https://hooks.acme.test/idgw"\nsecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\n'
     ),
 }
 
@@ -670,7 +667,7 @@ BAD_KEYS = [
 
 def field_table(entity: str, key: str, type_: str = "text", extra: str = "") -> str:
     # a JSON string literal is a valid TOML basic string (same escapes)
-    return f"[[fields.{entity}]]\nkey = {json.dumps(key)}\ntype = \"{type_}\"\n{extra}\n"
+    return f'[[fields.{entity}]]\nkey = {json.dumps(key)}\ntype = "{type_}"\n{extra}\n'
 
 
 @pytest.mark.parametrize("key", BAD_KEYS, ids=lambda k: repr(k)[:20])
@@ -862,10 +859,21 @@ def test_issue_text_names_file_and_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("adapter", "settings", "key"),
     [
-        pytest.param("crm", SHIPPED_SETTINGS["crm"].replace('"cta"', '"Lead"'), "contact_type", id="crm-type"),
-        pytest.param("webhook", 'url = "https://hooks.acme.test/x"\nsecret = "plain"\n', "secret", id="webhook-secret"),
-        pytest.param("gist", 'base_url = "ftp://api.getgist.com"\ntoken = "t"\n', "base_url", id="url-scheme"),
-        pytest.param("gist", 'base_url = "https://api.getgist.com"\ntoken = 5\n', "token", id="type"),
+        pytest.param(
+            "crm", SHIPPED_SETTINGS["crm"].replace('"cta"', '"Lead"'), "contact_type", id="crm-type"
+        ),
+        pytest.param(
+            "webhook",
+            'url = "https://hooks.acme.test/x"\nsecret = "plain"\n',
+            "secret",
+            id="webhook-secret",
+        ),
+        pytest.param(
+            "gist", 'base_url = "ftp://api.getgist.com"\ntoken = "t"\n', "base_url", id="url-scheme"
+        ),
+        pytest.param(
+            "gist", 'base_url = "https://api.getgist.com"\ntoken = 5\n', "token", id="type"
+        ),
     ],
 )
 def test_adapter_settings_are_checked_against_the_manifest(
@@ -879,13 +887,17 @@ def test_adapter_settings_are_checked_against_the_manifest(
 
 
 def test_unknown_adapter_is_an_error(tmp_path: Path) -> None:
-    path = make_tree(tmp_path, "", {"acme": tenant_toml(tables=vendor_table("intercom", 'token = "t"\n'))})
+    path = make_tree(
+        tmp_path, "", {"acme": tenant_toml(tables=vendor_table("intercom", 'token = "t"\n'))}
+    )
 
     find_issue(issues_of(path), tenant_file(tmp_path), "$.vendors[0].adapter")
 
 
 def test_two_vendors_with_one_name_is_an_error(tmp_path: Path) -> None:
-    tables = vendor_table("gist", SHIPPED_SETTINGS["gist"]) + vendor_table("gist", SHIPPED_SETTINGS["gist"])
+    tables = vendor_table("gist", SHIPPED_SETTINGS["gist"]) + vendor_table(
+        "gist", SHIPPED_SETTINGS["gist"]
+    )
     path = make_tree(tmp_path, "", {"acme": tenant_toml(tables=tables)})
 
     find_issue(issues_of(path), tenant_file(tmp_path), "$.vendors[1]")
@@ -900,15 +912,26 @@ def test_a_short_or_shared_groove_token_is_an_error(tmp_path: Path) -> None:
     shared = '[compat]\ngroove_api_token = "groove-token-shared-0123456789"\n'
     other = tmp_path / "two"
     path = make_tree(
-        other, "", {"acme": tenant_toml(tables=shared), "beta": tenant_toml("beta", key=SECRET_B, tables=shared)}
+        other,
+        "",
+        {
+            "acme": tenant_toml(tables=shared),
+            "beta": tenant_toml("beta", key=SECRET_B, tables=shared),
+        },
     )
     issues = issues_of(path)
-    assert any(i.path == "$.compat.groove_api_token" and "same as" in i.message for i in issues), issues
+    assert any(i.path == "$.compat.groove_api_token" and "same as" in i.message for i in issues), (
+        issues
+    )
 
 
 @pytest.mark.parametrize(
     ("section", "line"),
-    [("delivery", 'timeout = "0s"'), ("profile", 'timeout = "0s"'), ("tenant", 'session_ttl = "0s"')],
+    [
+        ("delivery", 'timeout = "0s"'),
+        ("profile", 'timeout = "0s"'),
+        ("tenant", 'session_ttl = "0s"'),
+    ],
 )
 def test_zero_durations_are_errors(tmp_path: Path, section: str, line: str) -> None:
     if section == "delivery":
@@ -916,7 +939,9 @@ def test_zero_durations_are_errors(tmp_path: Path, section: str, line: str) -> N
         assert any(i.path.startswith("$.delivery") for i in issues_of(path))
         return
     if section == "profile":
-        tables = f'[profile]\nwebhook_url = "https://app.acme.test/p"\ntemplate = "p.liquid"\n{line}\n'
+        tables = (
+            f'[profile]\nwebhook_url = "https://app.acme.test/p"\ntemplate = "p.liquid"\n{line}\n'
+        )
         path = make_tree(tmp_path, "", {"acme": tenant_toml(tables=tables)})
         (tmp_path / "tenants" / "p.liquid").write_text("{{ email }}")
         assert any(i.path.startswith("$.profile") for i in issues_of(path))

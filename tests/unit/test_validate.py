@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from idgateway.fields import (
     READ_ONLY,
     FieldInput,
-    Registry,
     RecordChange,
+    Registry,
     Violation,
     build_registry,
     is_valid_key,

@@ -52,7 +52,9 @@ class CrmAdapter(Adapter):
             return Outcome(vendor_ref=known, message="already matched")
         base = str(self.settings["base_url"]).rstrip("/")
         headers = {"Authorization": f"Bearer {self.settings['token']}"}
-        found = yield VendorRequest("GET", f"{base}/contacts?{urlencode({'phoneNumber': phone})}", headers)
+        found = yield VendorRequest(
+            "GET", f"{base}/contacts?{urlencode({'phoneNumber': phone})}", headers
+        )
         if found.status != 404:
             body = expect_ok(found).json() or {}
             matched = body.get("matchedContactInfo") if isinstance(body, dict) else None
@@ -63,7 +65,9 @@ class CrmAdapter(Adapter):
             "newContactName": record.get("name") or phone,
             "newContactType": self._type(),
         }
-        created = expect_ok((yield VendorRequest("POST", f"{base}/contacts", headers, json=placeholder)))
+        created = expect_ok(
+            (yield VendorRequest("POST", f"{base}/contacts", headers, json=placeholder))
+        )
         body = created.json()
         info = body.get("contactInfo") if isinstance(body, dict) else None
         if not isinstance(info, dict) or info.get("id") is None:

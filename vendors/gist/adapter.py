@@ -32,7 +32,9 @@ class GistAdapter(Adapter):
         record = event.record or {}
         properties: dict[str, Any] = {}
         for key, value in record.get("properties", {}).items():
-            seconds = unix_seconds(value) if key.endswith("_at") and isinstance(value, str) else None
+            seconds = (
+                unix_seconds(value) if key.endswith("_at") and isinstance(value, str) else None
+            )
             if seconds is not None:
                 reports.append(Report(f"properties.{key}", "changed", "datetime as unix seconds"))
                 value = seconds
@@ -72,12 +74,18 @@ class GistAdapter(Adapter):
             ref = event.vendor_ref(self.vendor)
             if ref is None:
                 return Outcome(message="never delivered to Gist: nothing to delete")
-            expect_ok((yield VendorRequest("DELETE", f"{self._base()}/contacts/{ref}", self._headers())))
+            expect_ok(
+                (yield VendorRequest("DELETE", f"{self._base()}/contacts/{ref}", self._headers()))
+            )
             return Outcome(message="deleted")
         if not (event.record or {}).get("email"):
             return Outcome(message="skipped: Gist requires an email")
         answer = expect_ok(
-            (yield VendorRequest("POST", f"{self._base()}/contacts", self._headers(), json=self._body(event, [])))
+            (
+                yield VendorRequest(
+                    "POST", f"{self._base()}/contacts", self._headers(), json=self._body(event, [])
+                )
+            )
         )
         body = answer.json()
         contact = body.get("contact") if isinstance(body, dict) else None

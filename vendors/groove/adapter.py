@@ -35,7 +35,9 @@ class GrooveAdapter(Adapter):
         reports: list[Report] = []
         if event.record is not None:
             if not event.record.get("email"):
-                reports.append(Report("email", "dropped", "Groove keys customers by email: not sent"))
+                reports.append(
+                    Report("email", "dropped", "Groove keys customers by email: not sent")
+                )
             self._body(event, reports)
         return reports
 

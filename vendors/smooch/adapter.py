@@ -26,7 +26,8 @@ class SmoochAdapter(Adapter):
         source = event.record if event.record is not None else event.tombstone or {}
         user = event.vendor_ref(self.vendor) or source.get("external_id") or event.record_id
         base = str(self.settings["base_url"]).rstrip("/")
-        return f"{base}/v1.1/apps/{quote(str(self.settings['app_id']), safe='')}/appusers/{quote(user, safe='')}"
+        app = quote(str(self.settings["app_id"]), safe="")
+        return f"{base}/v1.1/apps/{app}/appusers/{quote(user, safe='')}"
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings['key']}"}
@@ -60,7 +61,11 @@ class SmoochAdapter(Adapter):
             expect_ok(answer)
             return Outcome(message="deleted")
         answer = expect_ok(
-            (yield VendorRequest("PUT", self._url(event), self._headers(), json=self._body(event, [])))
+            (
+                yield VendorRequest(
+                    "PUT", self._url(event), self._headers(), json=self._body(event, [])
+                )
+            )
         )
         body = answer.json()
         app_user = body.get("appUser") if isinstance(body, dict) else None

@@ -49,8 +49,10 @@ def request_context(app: ASGIApp) -> ASGIApp:
             # Successful requests are logged at debug: one JSON line per request costs more
             # than an identify's validation. Refusals at info, slow requests at warning.
             level = (
-                logging.WARNING if seconds > SLOW_SECONDS
-                else logging.INFO if status >= 400
+                logging.WARNING
+                if seconds > SLOW_SECONDS
+                else logging.INFO
+                if status >= 400
                 else logging.DEBUG
             )
             if _stdlib.isEnabledFor(level):

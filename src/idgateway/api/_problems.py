@@ -15,16 +15,15 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-
 from redis.exceptions import RedisError
 
 from idgateway.errors import (
     GatewayError,
-    Unavailable,
     Malformed,
     MethodNotAllowed,
     NotFound,
     TooLarge,
+    Unavailable,
 )
 
 log = structlog.get_logger(__name__)
@@ -111,8 +110,15 @@ def translate(exc: Exception) -> GatewayError:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     err = translate(exc)
-    expected = (GatewayError, HTTPException, UnicodeDecodeError, RecursionError, RedisError,
-                ConnectionError, TimeoutError)
+    expected = (
+        GatewayError,
+        HTTPException,
+        UnicodeDecodeError,
+        RecursionError,
+        RedisError,
+        ConnectionError,
+        TimeoutError,
+    )
     if not isinstance(exc, expected):
         log.error("unhandled error", path=request.url.path, exc_info=exc)
     elif err.status >= 500:  # an expected failure (a webhook, Redis): no stack trace

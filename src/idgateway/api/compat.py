@@ -41,7 +41,9 @@ from idgateway.tenancy import Tenant
 async def gist_identify(
     request: Request[Any, Any, Any], tenant: Tenant, data: Annotated[GistIdentify, Body()]
 ) -> Response[IdentifyResponse]:
-    outcome = await apply(gateway_of(request).records(), tenant, translate_gist(data, tenant.contacts))
+    outcome = await apply(
+        gateway_of(request).records(), tenant, translate_gist(data, tenant.contacts)
+    )
     return IdentifyResponse.of(outcome)
 
 
@@ -85,7 +87,11 @@ def _token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-@get("/groove/custom-profile", summary="Groove Custom Profile webhook source", media_type="application/json")
+@get(
+    "/groove/custom-profile",
+    summary="Groove Custom Profile webhook source",
+    media_type="application/json",
+)
 async def groove_custom_profile(
     request: Request[Any, Any, Any],
     email: Annotated[str | None, Parameter(description="the customer's email")] = None,

@@ -43,18 +43,30 @@ async def deliveries(
         if not re.match(pattern, cursor):
             raise Malformed("`cursor` is the `next` value of the previous page")
     client = gateway_of(request).records().client
-    return await list_deliveries(client, tenant, status=status, vendor=vendor, cursor=cursor, limit=limit)
+    return await list_deliveries(
+        client, tenant, status=status, vendor=vendor, cursor=cursor, limit=limit
+    )
 
 
-@post("/deliveries/{delivery_id:str}/replay", status_code=202, summary="Put a dead delivery back in the queue")
-async def replay_delivery(request: Request[Any, Any, Any], tenant: Tenant, delivery_id: str) -> dict[str, str]:
+@post(
+    "/deliveries/{delivery_id:str}/replay",
+    status_code=202,
+    summary="Put a dead delivery back in the queue",
+)
+async def replay_delivery(
+    request: Request[Any, Any, Any], tenant: Tenant, delivery_id: str
+) -> dict[str, str]:
     done = await replay(gateway_of(request).records().scripts, tenant.id, delivery_id)
     if done is None:
         raise NotFound("no dead delivery with this id")
     return {"id": delivery_id, "vendor": done[0], "record_id": done[1], "status": "queued"}
 
 
-@post("/contacts/{contact_id:str}/dry-run", status_code=200, summary="The requests a delivery would send, without sending")
+@post(
+    "/contacts/{contact_id:str}/dry-run",
+    status_code=200,
+    summary="The requests a delivery would send, without sending",
+)
 async def contact_dry_run(
     request: Request[Any, Any, Any], tenant: Tenant, contact_id: str, vendor: str | None = None
 ) -> dict[str, Any]:
@@ -69,14 +81,19 @@ async def contact_dry_run(
     for company_id in contact.company_ids:
         found = await store.get(tenant.id, "o", company_id[3:])
         if found:
-            companies.append({
-                "id": company_id,
-                "name": msgspec.json.decode(found[b"name"]) if b"name" in found else None,
-                "domain": msgspec.json.decode(found[b"domain"]) if b"domain" in found else None,
-            })
+            companies.append(
+                {
+                    "id": company_id,
+                    "name": msgspec.json.decode(found[b"name"]) if b"name" in found else None,
+                    "domain": msgspec.json.decode(found[b"domain"]) if b"domain" in found else None,
+                }
+            )
     record = msgspec.to_builtins(contact)
     names = [vendor] if vendor else [v.name or v.adapter for v in tenant.config.vendors]
-    return {"contact_id": contact.id, "vendors": [dry_run(tenant, n, record, tuple(companies)) for n in names]}
+    return {
+        "contact_id": contact.id,
+        "vendors": [dry_run(tenant, n, record, tuple(companies)) for n in names],
+    }
 
 
 deliveries_router = Router(

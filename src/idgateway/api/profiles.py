@@ -3,7 +3,7 @@ new-message signal that refreshes the data. Secret keys only."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -32,8 +32,10 @@ from idgateway.profiles import (
     fetch_profile,
     render_profile,
 )
-from idgateway.settings._schema import ProfileConfig
 from idgateway.tenancy import Tenant
+
+if TYPE_CHECKING:
+    from idgateway.settings._schema import ProfileConfig
 
 
 class PreviewRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -69,16 +71,24 @@ async def contact_profile(
     config = _config(tenant)
     contact = await _contact(request, tenant, contact_id)
     if contact.email:
-        data = await gateway_of(request).profile_service().data(tenant, contact.email, force=refresh)
+        data = (
+            await gateway_of(request).profile_service().data(tenant, contact.email, force=refresh)
+        )
     else:
-        data = ProfileData({}, None, warnings=["the contact has no email: the webhook was not called"])
+        data = ProfileData(
+            {}, None, warnings=["the contact has no email: the webhook was not called"]
+        )
     rendered = render_profile(config, data, contact, contact.email or "")
     if _wants_json(request):
         return Response(rendered, media_type="application/json")
     return Response(rendered.html, media_type="text/html; charset=utf-8")
 
 
-@post("/contacts/{contact_id:str}/messages", status_code=202, summary="A new customer message: refresh the profile data")
+@post(
+    "/contacts/{contact_id:str}/messages",
+    status_code=202,
+    summary="A new customer message: refresh the profile data",
+)
 async def contact_message(
     request: Request[Any, Any, Any], tenant: Tenant, contact_id: str
 ) -> dict[str, str]:

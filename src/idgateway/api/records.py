@@ -45,7 +45,9 @@ class IdentifyResponse(msgspec.Struct):
     @classmethod
     def of(cls, outcome: Outcome, *, created_status: int = 201) -> Response[IdentifyResponse]:
         """The answer to an identify-like call: 201 when it created the record, else 200."""
-        body = cls(outcome.contact, outcome.company, outcome.created, outcome.changed, outcome.discarded)
+        body = cls(
+            outcome.contact, outcome.company, outcome.created, outcome.changed, outcome.discarded
+        )
         return Response(body, status_code=created_status if outcome.created else 200)
 
 

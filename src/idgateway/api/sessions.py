@@ -115,7 +115,9 @@ async def session_calls(
 
 
 @get("/{session_id:str}", summary="A browser session")
-async def get_session(request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> SessionView:
+async def get_session(
+    request: Request[Any, Any, Any], tenant: Tenant, session_id: str
+) -> SessionView:
     if not _SESSION_ID.match(session_id):
         raise NotFound("no such session")
     found = await gateway_of(request).records().session(tenant.id, session_id)
@@ -126,10 +128,14 @@ async def get_session(request: Request[Any, Any, Any], tenant: Tenant, session_i
 
 
 @delete("/{session_id:str}", status_code=204, summary="Log out: delete the session")
-async def logout(request: Request[Any, Any, Any], tenant: Tenant, session_id: str) -> Response[None]:
+async def logout(
+    request: Request[Any, Any, Any], tenant: Tenant, session_id: str
+) -> Response[None]:
     sid = _session_id(session_id)
-    await gateway_of(request).records().calls(
-        tenant.id, sid, tenant.session_ttl_ms, [{"op": "logout"}]
+    await (
+        gateway_of(request)
+        .records()
+        .calls(tenant.id, sid, tenant.session_ttl_ms, [{"op": "logout"}])
     )
     return Response(None, status_code=204)
 

@@ -1,5 +1,14 @@
 """Fan-out to vendors (SPEC §6): the adapter contract and registry, the worker, dead letters."""
 
+from idgateway.delivery._admin import (
+    DeliveryItem,
+    DeliveryPage,
+    dead_ids,
+    dry_run,
+    enable_vendor,
+    list_deliveries,
+    replay,
+)
 from idgateway.delivery._contract import (
     CAPABILITY_OF,
     Adapter,
@@ -15,15 +24,6 @@ from idgateway.delivery._contract import (
     VendorRequest,
     VendorResponse,
     expect_ok,
-)
-from idgateway.delivery._admin import (
-    DeliveryItem,
-    DeliveryPage,
-    dead_ids,
-    dry_run,
-    enable_vendor,
-    list_deliveries,
-    replay,
 )
 from idgateway.delivery._registry import (
     ENTRY_POINT_GROUP,
@@ -47,11 +47,6 @@ __all__ = [
     "DeliveryEvent",
     "DeliveryItem",
     "DeliveryPage",
-    "dead_ids",
-    "dry_run",
-    "enable_vendor",
-    "list_deliveries",
-    "replay",
     "EventKind",
     "Manifest",
     "Outcome",
@@ -61,9 +56,14 @@ __all__ = [
     "VendorRejected",
     "VendorRequest",
     "VendorResponse",
+    "dead_ids",
+    "dry_run",
+    "enable_vendor",
     "expect_ok",
     "flat_scalars",
+    "list_deliveries",
     "registry",
+    "replay",
     "settings_issues",
     "unix_seconds",
     "vendors_dir",

@@ -105,7 +105,11 @@ async def list_deliveries(
     for name in [vendor] if vendor else vendor_names(tenant):
         zkey = keys.vendor_key(kind, name)
         entries = await client.zrange(zkey, offset, offset + limit - 1, withscores=True)
-        jobs = await client.hmget(keys.vendor_key("jobs", name), [r for r, _ in entries]) if entries else []
+        jobs = (
+            await client.hmget(keys.vendor_key("jobs", name), [r for r, _ in entries])
+            if entries
+            else []
+        )
         for (rec, score), raw in zip(entries, jobs, strict=True):
             job = msgspec.json.decode(raw, type=JobState) if raw else JobState()
             record_id = rec.decode()
@@ -153,11 +157,14 @@ async def enable_vendor(client: Redis, tenant_id: str, vendor: str) -> bool:
 
 def _redact(headers: dict[str, str]) -> dict[str, str]:
     return {
-        k: ("***" if any(s in k.lower() for s in _SECRET_HEADERS) else v) for k, v in headers.items()
+        k: ("***" if any(s in k.lower() for s in _SECRET_HEADERS) else v)
+        for k, v in headers.items()
     }
 
 
-def dry_run(tenant: Tenant, vendor: str, record: dict[str, Any], companies: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+def dry_run(
+    tenant: Tenant, vendor: str, record: dict[str, Any], companies: tuple[dict[str, Any], ...]
+) -> dict[str, Any]:
     """The requests a delivery of ``record`` to ``vendor`` would send, and the constraint
     reports, without sending anything. Requests after the first depend on the vendor's
     answers; they are shown as they follow from an empty 200 answer."""
@@ -186,9 +193,20 @@ def dry_run(tenant: Tenant, vendor: str, record: dict[str, Any], companies: tupl
             while len(requests) < 5:
                 headers = {"Idempotency-Key": event.delivery_id, **request.headers}
                 if request.sign:
-                    headers.update({"webhook-id": event.delivery_id, "webhook-timestamp": "(at send time)", "webhook-signature": "(at send time)"})
+                    headers.update(
+                        {
+                            "webhook-id": event.delivery_id,
+                            "webhook-timestamp": "(at send time)",
+                            "webhook-signature": "(at send time)",
+                        }
+                    )
                 requests.append(
-                    {"method": request.method, "url": request.url, "headers": _redact(headers), "body": request.json}
+                    {
+                        "method": request.method,
+                        "url": request.url,
+                        "headers": _redact(headers),
+                        "body": request.json,
+                    }
                 )
                 request = plan.send(VendorResponse(200, {}, b"{}"))
         except StopIteration as done:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -14,6 +13,8 @@ from prometheus_client.registry import Collector
 from idgateway.store import TenantKeys
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from idgateway.settings import Settings
 
 
@@ -32,11 +33,25 @@ class DeliveryCollector(Collector):
         self._cache_seconds = cache_seconds
 
     def _read(self) -> list[GaugeMetricFamily]:
-        lag = GaugeMetricFamily("idgw_outbox_lag", "Outbox events a vendor has not read yet", labels=["tenant", "vendor"])
-        queued = GaugeMetricFamily("idgw_delivery_queue", "Jobs waiting (due now or retrying later)", labels=["tenant", "vendor"])
-        flight = GaugeMetricFamily("idgw_delivery_in_flight", "Jobs being delivered", labels=["tenant", "vendor"])
-        retrying = GaugeMetricFamily("idgw_delivery_retry_depth", "Jobs waiting for a retry", labels=["tenant", "vendor"])
-        dead = GaugeMetricFamily("idgw_dead_letters", "Dead letters waiting for an operator", labels=["tenant", "vendor"])
+        lag = GaugeMetricFamily(
+            "idgw_outbox_lag",
+            "Outbox events a vendor has not read yet",
+            labels=["tenant", "vendor"],
+        )
+        queued = GaugeMetricFamily(
+            "idgw_delivery_queue",
+            "Jobs waiting (due now or retrying later)",
+            labels=["tenant", "vendor"],
+        )
+        flight = GaugeMetricFamily(
+            "idgw_delivery_in_flight", "Jobs being delivered", labels=["tenant", "vendor"]
+        )
+        retrying = GaugeMetricFamily(
+            "idgw_delivery_retry_depth", "Jobs waiting for a retry", labels=["tenant", "vendor"]
+        )
+        dead = GaugeMetricFamily(
+            "idgw_dead_letters", "Dead letters waiting for an operator", labels=["tenant", "vendor"]
+        )
         if self._client is None:
             # short timeouts: a scrape must not hang on a Redis that does not answer
             options = {"socket_timeout": 1, "socket_connect_timeout": 1}
@@ -69,7 +84,9 @@ class DeliveryCollector(Collector):
             queued.add_metric([tenant, vendor], int(q) if isinstance(q, int) else 0)
             flight.add_metric([tenant, vendor], int(f) if isinstance(f, int) else 0)
             retrying.add_metric([tenant, vendor], int(jobs) if isinstance(jobs, int) else 0)
-            dead.add_metric([tenant, vendor], int(deadn or 0) if not isinstance(deadn, Exception) else 0)
+            dead.add_metric(
+                [tenant, vendor], int(deadn or 0) if not isinstance(deadn, Exception) else 0
+            )
         return [lag, queued, flight, retrying, dead]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

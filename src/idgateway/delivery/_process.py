@@ -85,7 +85,11 @@ async def run_worker(
     for lane in lanes:
         lane.http = http
     log.info("worker started", lanes=len(lanes), consumer=consumer)
-    quiet = [t.id for t in build_tenants(settings).values() if not any(v.enabled for v in t.config.vendors)]
+    quiet = [
+        t.id
+        for t in build_tenants(settings).values()
+        if not any(v.enabled for v in t.config.vendors)
+    ]
     try:
         await asyncio.gather(
             *(lane.run(stop) for lane in lanes),

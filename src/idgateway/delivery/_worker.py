@@ -220,15 +220,22 @@ class Lane:
                     start = "0-0"
                     while True:
                         start, claimed, _deleted = await self.client.xautoclaim(
-                            self.keys.outbox, self.vendor, self.consumer,
-                            self.claim_idle_ms, start_id=start, count=500,
+                            self.keys.outbox,
+                            self.vendor,
+                            self.consumer,
+                            self.claim_idle_ms,
+                            start_id=start,
+                            count=500,
                         )
                         await self._schedule(claimed)
                         if start in (b"0-0", "0-0") or not claimed:
                             break
                 reply = await self.reader.xreadgroup(
-                    self.vendor, self.consumer, {self.keys.outbox: ">"},
-                    count=1000, block=self.block_ms,
+                    self.vendor,
+                    self.consumer,
+                    {self.keys.outbox: ">"},
+                    count=1000,
+                    block=self.block_ms,
                 )
                 for _stream, messages in reply or []:
                     await self._schedule(messages)
@@ -252,7 +259,12 @@ class Lane:
         return self._disabled
 
     async def disable(self, reason: str) -> None:
-        state = {"disabled": True, "reason": reason, "at": now_ms(), "fingerprint": self.fingerprint}
+        state = {
+            "disabled": True,
+            "reason": reason,
+            "at": now_ms(),
+            "fingerprint": self.fingerprint,
+        }
         await self.client.hset(f"{self.keys.prefix}vstate", self.vendor, _encode(state))
         self._disabled, self._disabled_until_check = True, time.monotonic() + 2.0
         log.warning("vendor disabled", vendor=self.vendor, reason=reason)
@@ -332,7 +344,11 @@ class Lane:
                 timestamp=format_epoch_ms(int(stored[b"_u"])),
                 record=record,
                 companies=tuple(
-                    {"id": "co_" + c[0].decode(), "name": _json_or_none(c[1]), "domain": _json_or_none(c[2])}
+                    {
+                        "id": "co_" + c[0].decode(),
+                        "name": _json_or_none(c[1]),
+                        "domain": _json_or_none(c[2]),
+                    }
                     for c in job[5]
                 ),
             )
@@ -368,19 +384,28 @@ class Lane:
         try:
             outcome = await self._execute(event)
         except VendorRejected as exc:
-            return await self._failed(rec, state, exc.response.status, str(exc), exc.response, event)
+            return await self._failed(
+                rec, state, exc.response.status, str(exc), exc.response, event
+            )
         except BlockedDestination as exc:
-            return self._dead(rec, state, event.version, None, f"blocked: {exc}", b"", kind=event.kind)
+            return self._dead(
+                rec, state, event.version, None, f"blocked: {exc}", b"", kind=event.kind
+            )
         except ResponseTooLarge as exc:
             return self._retry_or_dead(rec, state, event, None, f"{exc}", None)
         except OutboundError as exc:
-            return self._retry_or_dead(rec, state, event, None, f"{type(exc).__name__}: {exc}", None)
+            return self._retry_or_dead(
+                rec, state, event, None, f"{type(exc).__name__}: {exc}", None
+            )
         finally:
             DELIVERY_SECONDS.labels(self.vendor).observe(time.perf_counter() - started)
         if outcome.message:
             log.info("delivered", vendor=self.vendor, record=rec, message=outcome.message)
         return Result(
-            rec, "ok", version=event.version, ref=outcome.vendor_ref,
+            rec,
+            "ok",
+            version=event.version,
+            ref=outcome.vendor_ref,
             deleted=event.kind == "contact.deleted",
         )
 
@@ -452,7 +477,13 @@ class Lane:
         body = response.body if response is not None else b""
         if state.attempts > len(schedule):
             return self._dead(
-                rec, state, event.version, status, f"retries exhausted: {error}", body, kind=event.kind
+                rec,
+                state,
+                event.version,
+                status,
+                f"retries exhausted: {error}",
+                body,
+                kind=event.kind,
             )
         delay = retry_after if retry_after is not None else float(schedule[state.attempts - 1])
         if retry_after is None:
@@ -487,7 +518,13 @@ class Lane:
             "dead_at": str(now_ms()),
         }
         flat = [x for pair in dead.items() for x in pair]
-        log.warning("delivery dead-lettered", vendor=self.vendor, record=rec, status=status, error=error[:200])
+        log.warning(
+            "delivery dead-lettered",
+            vendor=self.vendor,
+            record=rec,
+            status=status,
+            error=error[:200],
+        )
         return Result(rec, "dead", dead=flat, delivery_id=dead["id"])
 
     # --- complete ---------------------------------------------------------------------------
@@ -512,7 +549,9 @@ class Lane:
                     break
                 except (RedisError, OSError) as exc:
                     # The lease keeps the jobs safe meanwhile: they are redelivered if we die.
-                    log.warning("recording outcomes failed; retrying", error=str(exc), attempt=attempt)
+                    log.warning(
+                        "recording outcomes failed; retrying", error=str(exc), attempt=attempt
+                    )
                     await asyncio.sleep(min(5.0, 0.2 * (attempt + 1)))
             self._wake.set()  # slots freed, or jobs back in the queue: claim again
 

@@ -36,9 +36,12 @@ def _property_violation(key: str, value: Any, path: str) -> Violation | None:
         return Violation(path, "not_scalar", "Gist takes strings, numbers, booleans or null")
     if isinstance(value, str) and len(value) > GIST_MAX_STRING:
         return Violation(path, "too_long", f"Gist strings are at most {GIST_MAX_STRING} characters")
-    if key.endswith("_at") and value is not None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return Violation(path, "unix_seconds", f"`{key}` takes unix seconds (a number)")
+    if (
+        key.endswith("_at")
+        and value is not None
+        and (isinstance(value, bool) or not isinstance(value, int | float))
+    ):
+        return Violation(path, "unix_seconds", f"`{key}` takes unix seconds (a number)")
     return None
 
 
@@ -58,8 +61,11 @@ def translate_gist(req: GistIdentify, contacts: Registry) -> Translated:
     overwrite = props.pop("overwrite_tags", True)
     if not isinstance(overwrite, bool):
         violations.append(
-            Violation("$.properties.overwrite_tags", "type",
-                      f"expected boolean, got {json_type(overwrite)}")
+            Violation(
+                "$.properties.overwrite_tags",
+                "type",
+                f"expected boolean, got {json_type(overwrite)}",
+            )
         )
     for key, value in props.items():
         path = child("$.properties", key)

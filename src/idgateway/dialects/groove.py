@@ -93,7 +93,11 @@ def user_hash_ok(secret: str, raw: Any, normalised: str, given: str) -> bool:
 
 
 def _set_step(
-    ns: Literal["c", "o"], registry: Registry, props: dict[str, Any], base: str, out: TranslatedCalls
+    ns: Literal["c", "o"],
+    registry: Registry,
+    props: dict[str, Any],
+    base: str,
+    out: TranslatedCalls,
 ) -> None:
     prefix = "contact_" if ns == "c" else "company_"
     inputs: list[FieldInput] = []

@@ -8,7 +8,7 @@ The path's ``user_id`` is the contact's ``external_id``; the answer's ``_id`` is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -16,7 +16,9 @@ from idgateway.dialects._paths import child
 from idgateway.dialects.unified import Translated
 from idgateway.fields import FieldInput, Registry, Violation, validate
 from idgateway.fields import type_name as json_type
-from idgateway.model import Contact
+
+if TYPE_CHECKING:
+    from idgateway.model import Contact
 
 _UNSET: Any = msgspec.UNSET
 
@@ -67,8 +69,11 @@ def translate_smooch(user_id: str, req: SmoochAppUserUpdate, contacts: Registry)
         path = child("$.properties", key)
         if value is not None and (isinstance(value, dict | list)):
             violations.append(
-                Violation(path, "not_scalar",
-                          f"Smooch properties are numbers, strings or booleans, got {json_type(value)}")
+                Violation(
+                    path,
+                    "not_scalar",
+                    f"Smooch properties are numbers, strings or booleans, got {json_type(value)}",
+                )
             )
             continue
         inputs.append(FieldInput(key, value, path))

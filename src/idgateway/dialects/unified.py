@@ -66,9 +66,7 @@ def _company(registry: Registry, data: dict[str, Any], violations: list[Violatio
     return change
 
 
-def translate_identify(
-    req: IdentifyRequest, contacts: Registry, companies: Registry
-) -> Translated:
+def translate_identify(req: IdentifyRequest, contacts: Registry, companies: Registry) -> Translated:
     inputs: list[FieldInput] = []
     violations: list[Violation] = []
     if req.user_id is not None:

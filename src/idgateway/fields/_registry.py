@@ -134,7 +134,9 @@ def build_registry(tenant: TenantFile, entity: Entity) -> Registry:
     declared = tenant.fields.contact if entity == "contact" else tenant.fields.company
     for cfg in declared:
         specs[cfg.key] = _custom_spec(cfg, tenant.default_region)
-    index = [[s.hfield, s.index_kind, 1 if s.is_list else 0] for s in specs.values() if s.index_kind]
+    index = [
+        [s.hfield, s.index_kind, 1 if s.is_list else 0] for s in specs.values() if s.index_kind
+    ]
     return Registry(
         entity=entity,
         fields=specs,

@@ -90,9 +90,12 @@ def _raw_junk(value: Any, spec: FieldSpec, registry: Registry) -> str | None:
     else:
         items = [value]
     for item in items:
-        if isinstance(item, str | int) and not isinstance(item, bool):
-            if is_junk(str(item), registry.blocked):
-                return str(item)
+        if (
+            isinstance(item, str | int)
+            and not isinstance(item, bool)
+            and is_junk(str(item), registry.blocked)
+        ):
+            return str(item)
     return None
 
 

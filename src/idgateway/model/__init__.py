@@ -1,5 +1,6 @@
 """The canonical model: ids, timestamps, identifier normalisation."""
 
+from idgateway.model._flatten import GROOVE_RESERVED, flatten_record
 from idgateway.model._identifiers import (
     InvalidValue,
     is_junk,
@@ -7,14 +8,6 @@ from idgateway.model._identifiers import (
     normalize_email,
     normalize_handle,
     normalize_phone,
-)
-from idgateway.model._flatten import GROOVE_RESERVED, flatten_record
-from idgateway.model._records import (
-    Company,
-    Contact,
-    changed_names,
-    company_from_hash,
-    contact_from_hash,
 )
 from idgateway.model._ids import (
     COMPANY_PREFIX,
@@ -25,18 +18,25 @@ from idgateway.model._ids import (
     now_ms,
     parse_record_id,
 )
+from idgateway.model._records import (
+    Company,
+    Contact,
+    changed_names,
+    company_from_hash,
+    contact_from_hash,
+)
 
 __all__ = [
+    "COMPANY_PREFIX",
+    "CONTACT_PREFIX",
     "GROOVE_RESERVED",
-    "flatten_record",
     "Company",
     "Contact",
+    "InvalidValue",
     "changed_names",
     "company_from_hash",
     "contact_from_hash",
-    "COMPANY_PREFIX",
-    "CONTACT_PREFIX",
-    "InvalidValue",
+    "flatten_record",
     "format_epoch_ms",
     "format_timestamp",
     "is_junk",

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from idgateway.model._records import Company, Contact
+if TYPE_CHECKING:
+    from idgateway.model._records import Company, Contact
 
 # Groove fills these itself in a Custom Profile (seed 001); a profile source never sends them.
 GROOVE_RESERVED = frozenset({"name", "status", "email", "first_name", "last_name", "full_name"})

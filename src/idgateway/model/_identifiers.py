@@ -7,11 +7,14 @@ Pure functions: each takes the raw value and returns the normalised one or raise
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 _JUNK_WORDS = frozenset(
     {"anonymous", "guest", "null", "none", "undefined", "nan", "[object object]", "0", "-1"}
@@ -97,8 +100,8 @@ def normalize_handle(value: str) -> str:
     text = text.lower()
     if not _HANDLE.match(text):
         raise InvalidValue(
-            "handle", "a handle is 1-255 characters without spaces, '@' (but one leading), "
-            "'/', '?' or '#'"
+            "handle",
+            "a handle is 1-255 characters without spaces, '@' (but one leading), '/', '?' or '#'",
         )
     return text
 

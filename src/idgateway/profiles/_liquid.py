@@ -8,12 +8,10 @@ Templates are compiled once and kept by path and modification time.
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import Path
-
-import functools
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from liquid import Environment, Template
@@ -24,6 +22,9 @@ from liquid.exceptions import (
     OutputStreamLimitError,
     ResourceLimitError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +94,9 @@ def _capped_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 ENV = ProfileEnvironment(autoescape=True)
 ENV.filters = {name: _capped_filter(name, fn) for name, fn in ENV.filters.items()}
 _compiled: dict[str, tuple[float, Template]] = {}
-_broken: dict[str, str] = {}  # path → why the file on disk does not compile (the last good one is used)
+_broken: dict[
+    str, str
+] = {}  # path → why the file on disk does not compile (the last good one is used)
 
 
 class TemplateProblem(Exception):

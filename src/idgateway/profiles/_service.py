@@ -165,7 +165,9 @@ class ProfileService:
         reason = raw.decode() if raw else "the webhook fetch of another request did not complete"
         if cached:
             return ProfileData(
-                _decode(cached[b"d"]), int(cached[b"at"]), stale=True,
+                _decode(cached[b"d"]),
+                int(cached[b"at"]),
+                stale=True,
                 warnings=[f"showing earlier data: {reason}"],
             )
         raise WebhookFailed(reason)

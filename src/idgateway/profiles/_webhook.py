@@ -16,8 +16,8 @@ from idgateway.errors import WebhookFailed
 from idgateway.net import (
     BlockedDestination,
     GuardedClient,
-    OutboundTimeout,
     OutboundError,
+    OutboundTimeout,
     ResponseTooLarge,
 )
 

@@ -163,7 +163,9 @@ def _check_tenant(tenant: TenantFile, file: str, base: Path, issues: list[Config
         kind = adapters.get(vendor.adapter)
         if kind is None:
             known = ", ".join(sorted(adapters))
-            issues.append(ConfigIssue(file, f"{vpath}.adapter", f"unknown adapter (known: {known})"))
+            issues.append(
+                ConfigIssue(file, f"{vpath}.adapter", f"unknown adapter (known: {known})")
+            )
             continue
         for key, message in settings_issues(kind, vendor.settings):
             issues.append(ConfigIssue(file, f"{vpath}.settings.{key}", message))

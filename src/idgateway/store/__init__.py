@@ -29,6 +29,6 @@ __all__ = [
     "TenantKeys",
     "bucket",
     "connect",
-    "socket_path",
     "kind_field",
+    "socket_path",
 ]

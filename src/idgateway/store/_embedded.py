@@ -7,6 +7,7 @@ shutdown).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import tempfile
@@ -100,10 +101,8 @@ class EmbeddedValkey:
         except (redis.RedisError, OSError):
             return  # a stale socket file: the server starts over it
         log.warning("shutting down an embedded valkey left running by a killed gateway")
-        try:
-            client.shutdown()
-        except (redis.RedisError, OSError):
-            pass  # the connection drops as the server exits
+        with contextlib.suppress(redis.RedisError, OSError):
+            client.shutdown()  # the connection drops as the server exits
         for _ in range(100):
             if not self.socket.exists():
                 break
@@ -122,10 +121,8 @@ class EmbeddedValkey:
             log.info("embedded valkey stopped")
         if self._socket_dir is not None:
             self.socket.unlink(missing_ok=True)
-            try:
-                self._socket_dir.rmdir()
-            except OSError:
-                pass  # not empty: leave it
+            with contextlib.suppress(OSError):
+                self._socket_dir.rmdir()  # not empty: leave it
         if self._lock is not None:
             self._lock.close()
             self._lock = None

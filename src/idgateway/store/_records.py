@@ -64,7 +64,10 @@ def _raise_for(reply: list[Any], ns: Namespace) -> None:
 
 def _result(block: list[Any]) -> RecordResult:
     return RecordResult(
-        ulid=block[0].decode(), created=bool(block[1]), changed=list(block[2]), stored=_pairs(block[3])
+        ulid=block[0].decode(),
+        created=bool(block[1]),
+        changed=list(block[2]),
+        stored=_pairs(block[3]),
     )
 
 
