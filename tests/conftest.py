@@ -1,7 +1,14 @@
 """Shared fixtures: a real Redis-compatible server and a real gateway process.
 
-- ``redis_url``: ``REDIS_URL`` when set (it must be a disposable server: tests write to it),
-  otherwise an embedded Valkey started for the session.
+- ``redis_url``: one of, by the first variable set
+  - ``REDIS_CLUSTER_URL``: the seed nodes (comma-separated) of a disposable Redis Cluster;
+  - ``IDGW_TEST_CLUSTER=1``: a local 3-primary / 3-replica cluster started for the session
+    (:class:`idgateway.store._devcluster.DevCluster`, ``make test-cluster``);
+  - ``REDIS_URL``: a disposable server (tests write to it);
+  - otherwise an embedded Valkey started for the session.
+  In both cluster modes :data:`CLUSTER` is true: write a gateway's ``[redis]`` table with
+  :func:`redis_toml` and make clients with :func:`sync_redis` / :func:`async_redis`, so the
+  same tests run on both kinds of deployment.
 - ``gateway``: ``python -m idgateway serve`` as a subprocess on a free port, configured with
   the tenants written by :func:`write_config`, talking to ``redis_url``.
 - ``api``: an ``httpx.Client`` for that gateway with tenant ``acme``'s secret key.
@@ -26,11 +33,16 @@ import httpx
 import pytest
 import redis
 
-from idgateway.store import EmbeddedValkey
+from idgateway.store import EmbeddedValkey, connect, seed_urls
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from redis.asyncio import Redis as AsyncRedis
+
+# The suite runs against a Redis Cluster (see the module docstring).
+CLUSTER = bool(os.environ.get("REDIS_CLUSTER_URL")) or os.environ.get("IDGW_TEST_CLUSTER") == "1"
 
 ACME_SECRET = "sk_test_acme_0123456789abcdef"
 ACME_PUBLISHABLE = "pk_test_acme_0123456789abcdef"
@@ -54,9 +66,7 @@ host = "127.0.0.1"
 port = {port}
 max_body_bytes = {max_body}
 
-[redis]
-url = "{redis_url}"
-
+{redis_table}
 [logging]
 format = "json"
 level = "info"
@@ -213,6 +223,43 @@ key = "{quiet_secret}"
 """
 
 
+def redis_toml(url: str) -> str:
+    """The ``[redis]`` table of a test gateway talking to ``url`` (a cluster's seeds in the
+    cluster modes)."""
+    table = f'[redis]\nurl = "{url}"\n'
+    return table + ("cluster = true\n" if CLUSTER else "")
+
+
+def sync_redis(url: str, **options: object) -> redis.Redis:
+    """A synchronous client of the test Redis, a cluster client in the cluster modes (typed
+    as ``redis.Redis``: the commands the tests use are the same)."""
+    if not CLUSTER:
+        return redis.Redis.from_url(url, **options)  # type: ignore[arg-type]
+    from urllib.parse import urlsplit
+
+    from redis.cluster import ClusterNode
+
+    seeds = seed_urls(url)
+    nodes = [ClusterNode(urlsplit(s).hostname, urlsplit(s).port) for s in seeds]
+    client: redis.Redis = redis.RedisCluster(startup_nodes=nodes, **options)  # type: ignore[assignment,arg-type]
+    return client
+
+
+def node_url(url: str, key: str) -> str:
+    """A plain-client URL of the server holding ``key``: the slot's primary on a cluster (for
+    commands about one server, such as MONITOR)."""
+    if not CLUSTER:
+        return url
+    with sync_redis(url) as client:
+        node = client.get_node_from_key(key)  # type: ignore[attr-defined]
+        return f"redis://{node.host}:{node.port}"
+
+
+def async_redis(url: str, **options: object) -> AsyncRedis:
+    """The gateway's own asyncio client of the test Redis (``store.connect``)."""
+    return connect(url, cluster=CLUSTER, **options)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -255,12 +302,24 @@ def write_config(folder: Path, redis_url: str, port: int) -> Path:
     (tenants / "quiet.toml").write_text(QUIET_TOML.format(**values))
     (tenants / "verified.toml").write_text(VERIFIED_TOML.format(**values))
     gateway = folder / "gateway.toml"
-    gateway.write_text(GATEWAY_TOML.format(port=port, redis_url=redis_url, max_body=MAX_BODY))
+    gateway.write_text(
+        GATEWAY_TOML.format(port=port, redis_table=redis_toml(redis_url), max_body=MAX_BODY)
+    )
     return gateway
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
+    given = os.environ.get("REDIS_CLUSTER_URL")
+    if given:
+        yield given
+        return
+    if CLUSTER:
+        from idgateway.store._devcluster import DevCluster
+
+        with DevCluster() as cluster:
+            yield cluster.url
+        return
     given = os.environ.get("REDIS_URL")
     if given:
         yield given
@@ -276,7 +335,7 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis(redis_url)
     yield client
     client.close()
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
+import threading
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import structlog
 from litestar import Litestar, Response, get
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
@@ -37,11 +40,18 @@ from idgateway.delivery._process import run_worker as run_delivery
 from idgateway.net import GuardedClient
 from idgateway.profiles import ProfileService
 from idgateway.settings import Settings, load_settings
-from idgateway.store import RecordStore, Scripts, connect
+from idgateway.store import (
+    RecordStore,
+    Scripts,
+    ServerKindMismatch,
+    connect,
+    wait_for_redis,
+    warm_up,
+)
 from idgateway.tenancy import build_tenants
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from litestar.types import ASGIApp
 
@@ -70,6 +80,7 @@ class MetricsController(PrometheusController):
 
 
 _COLLECTORS: dict[str, DeliveryCollector] = {}
+log = structlog.get_logger(__name__)
 
 
 def _register_collector(settings: Settings, redis_url: str) -> None:
@@ -79,6 +90,59 @@ def _register_collector(settings: Settings, redis_url: str) -> None:
     collector = DeliveryCollector(settings, redis_url)
     REGISTRY.register(collector)
     _COLLECTORS["delivery"] = collector
+
+
+def _stop_on_signal(stop: asyncio.Event) -> Callable[[], None]:
+    """Set ``stop`` as soon as SIGTERM/SIGINT arrives, then let uvicorn's own handler run.
+
+    uvicorn drains HTTP connections first and runs the lifespan's shutdown after; the
+    in-process worker starts finishing its deliveries meanwhile, so the process ends within
+    ``delivery.timeout`` + 5 s (SPEC §10). Returns a function restoring the handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signals reach only the main thread (tests run apps elsewhere)
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(sig: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(stop.set)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+async def _watch_redis(
+    gateway: Gateway, url: str, client: Any, scripts: Scripts, warm: bool, stop: asyncio.Event
+) -> None:
+    """Once Redis answers (at once, usually): refuse a server of the wrong kind (every call
+    answers 503 saying why; `idgateway serve` refuses to start on it when it answers at
+    start), and warm a client that could not be warmed before serving."""
+    cluster = gateway.settings.gateway.redis.cluster
+    try:
+        if not await wait_for_redis(url, cluster=cluster, stop=stop, role="api"):
+            return
+    except ServerKindMismatch as exc:
+        gateway.refusal = str(exc)
+        log.error("wrong kind of redis: every call answers 503", error=str(exc))
+        return
+    if not warm:
+        await warm_up(client, scripts=scripts)
+
+
+async def _deliver(settings: Settings, url: str, stop: asyncio.Event) -> None:
+    """The in-process worker; a Redis of the wrong kind stops it, not the API."""
+    try:
+        await run_delivery(settings, url, stop)
+    except ServerKindMismatch as exc:
+        log.error("wrong kind of redis: the delivery worker does not run", error=str(exc))
 
 
 def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) -> Litestar:
@@ -98,21 +162,32 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        client = connect(redis_url, cluster=settings.gateway.redis.cluster)
+        redis = settings.gateway.redis
+        client = connect(redis_url, cluster=redis.cluster)
+        scripts = Scripts.register(client)
+        # Before the first request: a cold cluster client fails many concurrent first calls.
+        # A Redis that does not answer yet does not hold the start up for long: calls answer
+        # 503 meanwhile, and the watch below warms the client once it answers.
+        warm = await warm_up(client, scripts=scripts, attempts=3)
         gateway.client = client
-        gateway.store = RecordStore(client, Scripts.register(client))
+        gateway.store = RecordStore(client, scripts, wait_replicas=redis.wait_replicas)
         http = GuardedClient(timeout=settings.gateway.delivery.timeout)
         gateway.profiles = ProfileService(client, http)
         stop = asyncio.Event()
-        worker = (
-            asyncio.create_task(run_delivery(settings, redis_url, stop)) if run_worker else None
-        )
+        watch = asyncio.create_task(_watch_redis(gateway, redis_url, client, scripts, warm, stop))
+        worker = None
+        restore_signals = _stop_on_signal(stop) if run_worker else (lambda: None)
+        if run_worker:
+            worker = asyncio.create_task(_deliver(settings, redis_url, stop))
         try:
             yield
         finally:
             stop.set()
             if worker is not None:
                 await worker  # finishes or releases deliveries in flight
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            restore_signals()
             await gateway.profiles.close()
             await http.aclose()
             gateway.store = None

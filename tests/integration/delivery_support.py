@@ -17,14 +17,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import redis
 
-from tests.conftest import free_port, start_gateway, stop_process, wait_ready
+from tests.conftest import (
+    free_port,
+    redis_toml,
+    start_gateway,
+    stop_process,
+    sync_redis,
+    wait_ready,
+)
 from tests.emulators import VendorEmulator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    import redis
 
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRET = "sk_test_delivery_0123456789abcdef"
@@ -115,7 +123,7 @@ def write_delivery_config(
     section = "\n".join(f"{k} = {_toml_value(v)}" for k, v in delivery.items())
     config = folder / "gateway.toml"
     config.write_text(
-        f'[server]\nport = {port}\n[redis]\nurl = "{redis_url}"\n'
+        f"[server]\nport = {port}\n{redis_toml(redis_url)}"
         f'[logging]\nformat = "json"\n[delivery]\n{section}\n[tenants]\ndir = "tenants"\n'
     )
     return config
@@ -152,7 +160,7 @@ def delivery_gateway(
         log=folder / "gateway.log",
         port=port,
         emulators=emulators,
-        redis=redis.Redis.from_url(redis_url),
+        redis=sync_redis(redis_url),
         extra_args=extra_args,
     )
     try:

@@ -18,8 +18,8 @@ import redis
 from idgateway.errors import IdentityConflict, ValidationFailed
 from idgateway.fields import FieldInput, build_registry, validate
 from idgateway.settings import TenantFile
-from idgateway.store import RecordOp, RecordStore, Scripts, TenantKeys, bucket, connect
-from tests.conftest import RunningGateway, uniq, uniq_email
+from idgateway.store import RecordOp, RecordStore, Scripts, TenantKeys, bucket
+from tests.conftest import RunningGateway, async_redis, node_url, uniq, uniq_email
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -45,7 +45,7 @@ def change(**values: object) -> RecordOp:
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[RecordStore]:
-    client = connect(redis_url)
+    client = async_redis(redis_url)
     yield RecordStore(client, Scripts.register(client))
     await client.aclose()
 
@@ -133,7 +133,9 @@ def test_identify_is_one_redis_round_trip(gateway: RunningGateway, redis_url: st
         api.post("/v1/identify", json={"traits": {"email": uniq_email()}})  # scripts loaded
         seen: list[str] = []
         stop = threading.Event()
-        watcher = threading.Thread(target=_monitor, args=(redis_url, stop, seen), daemon=True)
+        # on a cluster: the primary of tenant acme's slot
+        server = node_url(redis_url, "idgw:{acme}:outbox")
+        watcher = threading.Thread(target=_monitor, args=(server, stop, seen), daemon=True)
         watcher.start()
         time.sleep(0.3)  # MONITOR is attached
         stop.set()

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from idgateway.store import Scripts, TenantKeys, connect
-from tests.conftest import RunningGateway, uniq, uniq_email
+from idgateway.store import Scripts, TenantKeys
+from tests.conftest import RunningGateway, async_redis, uniq, uniq_email
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -21,7 +21,7 @@ WEBHOOK = "webhook"
 
 @pytest.fixture
 async def scripts(redis_url: str) -> AsyncIterator[Scripts]:
-    client = connect(redis_url)
+    client = async_redis(redis_url)
     yield Scripts.register(client)
     await client.aclose()
 

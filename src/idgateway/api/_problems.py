@@ -15,7 +15,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from idgateway.errors import (
     GatewayError,
@@ -78,6 +78,23 @@ def _malformed_from_validation(exc: ValidationException) -> Malformed:
     return Malformed(detail, errors=errors)
 
 
+def _from_redis_client(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while redis-py ran (a frame of the ``redis`` package is in
+    its traceback): besides RedisError, redis-py's cluster client lets escape, around a
+    failover or on a fresh client, RedisClusterException, AttributeError on a connection
+    closed under it, RuntimeError from a closed transport... all mean "the data store did not
+    answer", never a bug of the request."""
+    if isinstance(exc, RedisError | RedisClusterException):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module == "redis" or module.startswith("redis."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def translate(exc: Exception) -> GatewayError:
     """Any exception → the gateway error it stands for."""
     if isinstance(exc, GatewayError):
@@ -91,7 +108,7 @@ def translate(exc: Exception) -> GatewayError:
         if exc.headers:
             err.headers.update(exc.headers)
         return err
-    if isinstance(exc, RedisError | ConnectionError | TimeoutError):
+    if isinstance(exc, ConnectionError | TimeoutError) or _from_redis_client(exc):
         return Unavailable("the data store does not answer; try again")
     if isinstance(exc, RecursionError):
         # msgspec refuses documents nested deeper than the interpreter's recursion limit.
@@ -119,8 +136,14 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         ConnectionError,
         TimeoutError,
     )
-    if not isinstance(exc, expected):
+    if not isinstance(exc, expected) and not _from_redis_client(exc):
         log.error("unhandled error", path=request.url.path, exc_info=exc)
     elif err.status >= 500:  # an expected failure (a webhook, Redis): no stack trace
-        log.warning("request failed", path=request.url.path, status=err.status, detail=err.detail)
+        log.warning(
+            "request failed",
+            path=request.url.path,
+            status=err.status,
+            detail=err.detail,
+            error=None if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}",
+        )
     return problem_response(err)

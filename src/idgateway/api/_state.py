@@ -27,6 +27,9 @@ class Gateway:
     store: RecordStore | None = None
     client: Any = field(default=None)
     profiles: ProfileService | None = None
+    # Why the store is refused (a Redis of the wrong kind, found after the start): every
+    # call answers 503 with it.
+    refusal: str | None = None
 
     def tenant(self, tenant_id: str) -> Tenant:
         tenant = self.tenants.get(tenant_id)
@@ -35,11 +38,15 @@ class Gateway:
         return tenant
 
     def profile_service(self) -> ProfileService:
+        if self.refusal is not None:
+            raise Unavailable(self.refusal)
         if self.profiles is None:
             raise Unavailable("the store is not connected")
         return self.profiles
 
     def records(self) -> RecordStore:
+        if self.refusal is not None:
+            raise Unavailable(self.refusal)
         if self.store is None:
             raise Unavailable("the store is not connected")
         return self.store

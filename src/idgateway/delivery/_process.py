@@ -7,12 +7,11 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from redis.exceptions import RedisError
 
 from idgateway.delivery._registry import registry
 from idgateway.delivery._worker import Lane, consumer_name, vendor_fingerprint
 from idgateway.net import GuardedClient
-from idgateway.store import Scripts, connect
+from idgateway.store import Scripts, connect, describe, wait_for_redis, warm_up
 from idgateway.tenancy import build_tenants
 
 if TYPE_CHECKING:
@@ -31,8 +30,10 @@ async def _trim_quiet_tenants(
         for tenant in tenants:
             try:
                 await scripts.deliver_trim(keys=[TenantKeys(tenant).outbox], args=["#tail:100000"])
-            except (RedisError, OSError) as exc:
-                log.warning("outbox trim failed", tenant=tenant, error=str(exc))
+            except Exception as exc:  # Redis, and redis-py cluster internals: retried
+                log.warning(
+                    "outbox trim failed", tenant=tenant, error=f"{type(exc).__name__}: {exc}"
+                )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=60)
 
@@ -41,14 +42,39 @@ def vendor_name(adapter: str, name: str | None) -> str:
     return name or adapter
 
 
+# A blocking XREADGROUP waits up to Lane.block_ms (1 s) for events: its socket timeout must be
+# longer, yet finite, so a primary that vanishes without closing its connections (a host or a
+# network gone, not a killed process) is noticed and the read goes to the new primary.
+READER_SOCKET_TIMEOUT = 6.0
+
+
 async def run_worker(
-    settings: Settings, redis_url: str, stop: asyncio.Event, *, only_vendor: str | None = None
+    settings: Settings,
+    redis_url: str,
+    stop: asyncio.Event,
+    *,
+    only_vendor: str | None = None,
+    check: bool = True,
 ) -> None:
-    """Deliver until ``stop`` is set, then finish or release what is in flight."""
+    """Deliver until ``stop`` is set, then finish or release what is in flight.
+
+    With ``check`` it first waits until a seed of ``redis_url`` answers (saying so in the log
+    while none does) and refuses the wrong kind of server.
+
+    Raises:
+        ServerKindMismatch: ``redis.cluster`` does not match the server.
+    """
     cluster = settings.gateway.redis.cluster
+    if check and not await wait_for_redis(redis_url, cluster=cluster, stop=stop):
+        log.info("worker stopped before redis answered")
+        return
     client = connect(redis_url, cluster=cluster)
-    reader = connect(redis_url, cluster=cluster, socket_timeout=None, health_check_interval=0)
+    reader = connect(
+        redis_url, cluster=cluster, socket_timeout=READER_SOCKET_TIMEOUT, health_check_interval=0
+    )
     scripts = Scripts.register(client)
+    await warm_up(client, scripts=scripts)
+    await warm_up(reader)
     delivery = settings.gateway.delivery
     adapters = registry()
     consumer = consumer_name()
@@ -84,7 +110,13 @@ async def run_worker(
     )
     for lane in lanes:
         lane.http = http
-    log.info("worker started", lanes=len(lanes), consumer=consumer)
+    log.info(
+        "worker started",
+        lanes=len(lanes),
+        consumer=consumer,
+        redis=describe(redis_url),
+        cluster=cluster,
+    )
     quiet = [
         t.id
         for t in build_tenants(settings).values()

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from idgateway.delivery._contract import (
     Adapter,
@@ -211,10 +211,13 @@ class Lane:
         return scheduled
 
     async def ingest(self, stop: asyncio.Event) -> None:
-        await self.ensure_group()
+        grouped = False
         last_claim = 0.0
         while not stop.is_set():
             try:
+                if not grouped:  # here, not before the loop: Redis may be down at start
+                    await self.ensure_group()
+                    grouped = True
                 if time.monotonic() - last_claim > self.claim_idle_ms / 2000:
                     last_claim = time.monotonic()
                     start = "0-0"
@@ -239,8 +242,10 @@ class Lane:
                 )
                 for _stream, messages in reply or []:
                     await self._schedule(messages)
-            except (RedisError, OSError) as exc:
-                log.warning("outbox read failed; retrying", vendor=self.vendor, error=str(exc))
+            except Exception as exc:  # Redis, and redis-py cluster internals
+                if "NOGROUP" in str(exc):
+                    grouped = False  # the stream or group is gone (a lost write): recreate it
+                _loop_failed("outbox read failed; retrying", self.vendor, exc)
                 await _sleep(stop, 1.0)
 
     # --- dispatch ---------------------------------------------------------------------------
@@ -295,8 +300,8 @@ class Lane:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            except (RedisError, OSError) as exc:
-                log.warning("claim failed; retrying", vendor=self.vendor, error=str(exc))
+            except Exception as exc:  # Redis, and redis-py cluster internals
+                _loop_failed("claim failed; retrying", self.vendor, exc)
                 await _sleep(stop, 1.0)
 
     async def _run(self, job: list[Any]) -> None:
@@ -547,10 +552,14 @@ class Lane:
                         args=[self.keys.prefix, self.vendor, 0, self.coalesce_ms, payload],
                     )
                     break
-                except (RedisError, OSError) as exc:
+                except Exception as exc:  # Redis, and redis-py cluster internals
                     # The lease keeps the jobs safe meanwhile: they are redelivered if we die.
+                    # On shutdown `run` stops waiting for this after a bounded time.
                     log.warning(
-                        "recording outcomes failed; retrying", error=str(exc), attempt=attempt
+                        "recording outcomes failed; retrying",
+                        vendor=self.vendor,
+                        error=f"{type(exc).__name__}: {exc}",
+                        attempt=attempt,
                     )
                     await asyncio.sleep(min(5.0, 0.2 * (attempt + 1)))
             self._wake.set()  # slots freed, or jobs back in the queue: claim again
@@ -562,8 +571,8 @@ class Lane:
             await _sleep(stop, every)
             try:
                 await self.scripts.deliver_trim(keys=[self.keys.outbox], args=list(self.peers))
-            except (RedisError, OSError) as exc:
-                log.warning("outbox trim failed", error=str(exc))
+            except Exception as exc:  # Redis, and redis-py cluster internals
+                _loop_failed("outbox trim failed", self.vendor, exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("lane started", tenant=self.tenant.id, vendor=self.vendor)
@@ -578,18 +587,39 @@ class Lane:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
         # Graceful: let deliveries in flight finish within the timeout, release the rest.
+        deadline = time.monotonic() + self.config.timeout + 3
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=self.config.timeout + 1)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self._done_event.set()
-        await completer
+        # Recording outcomes retries while Redis fails; a shutdown does not wait for it beyond
+        # the deadline (SIGTERM ends within delivery.timeout + 5 s): unrecorded jobs keep
+        # their lease and are delivered again once it expires.
+        try:
+            await asyncio.wait_for(completer, timeout=max(0.5, deadline - time.monotonic()))
+        except TimeoutError:
+            log.error(
+                "outcomes not recorded before shutdown; their jobs are delivered again "
+                "when their lease expires",
+                tenant=self.tenant.id,
+                vendor=self.vendor,
+                unrecorded=len(self._done),
+            )
         log.info("lane stopped", tenant=self.tenant.id, vendor=self.vendor)
 
 
 def _json_or_none(raw: bytes) -> Any:
     return _decode(raw) if raw else None
+
+
+def _loop_failed(event: str, vendor: str, exc: Exception) -> None:
+    """A worker loop's failed step: logged, then retried by the loop. Besides RedisError and
+    OSError, redis-py's cluster client raises RedisClusterException (not a RedisError) and,
+    around a failover, errors of its own internals; a loop that let one escape would die and
+    deliver nothing until a restart."""
+    log.warning(event, vendor=vendor, error=f"{type(exc).__name__}: {exc}")
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -1,17 +1,304 @@
-"""One Redis client per process, for a single server or a Redis Cluster."""
+"""One Redis client per process, for a single server or a Redis Cluster.
+
+- :func:`connect` builds the asyncio client of ``redis.url`` (several comma-separated seed
+  nodes with ``redis.cluster = true``). Create it inside the running event loop.
+- :func:`check_server_kind` asks every reachable seed ``INFO cluster`` and refuses the wrong
+  kind of server in either direction (:class:`ServerKindMismatch`); :func:`wait_for_redis`
+  repeats it until a seed answers, saying so in the log.
+- :func:`warm_up` initialises a cluster client and opens a connection to every primary before
+  the process serves: many concurrent first calls on a fresh redis-py cluster client fail
+  (closed transports, ``'NoneType' object has no attribute 'writelines'``).
+- :func:`run_and_wait` runs a write script and ``WAIT``\\ s for replicas on the same
+  connection (``redis.wait_replicas``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
+import redis
+import structlog
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
+from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+log = structlog.get_logger(__name__)
+
+# Per node: redis-py's cluster client raises MaxConnectionsError past this (it does not wait
+# for a free connection as the single-server pool does); 100 by default was hit at 320
+# concurrent calls on one shard.
+CLUSTER_MAX_CONNECTIONS = 4096
+# How long a write waits for a replica's acknowledgement with ``redis.wait_replicas = 1``.
+WAIT_TIMEOUT_MS = 1000
 
 
-def connect(url: str, *, cluster: bool = False, **kwargs: Any) -> Redis | RedisCluster:
-    """A client for ``url``. Create it inside the running event loop (app lifespan)."""
+class ServerKindMismatch(RuntimeError):
+    """``redis.cluster`` says one kind of deployment and the server is the other."""
+
+
+class ReplicaTimeout(RedisError):
+    """A write was applied on its primary but no replica acknowledged it in time."""
+
+
+def seed_urls(url: str) -> list[str]:
+    """The comma-separated URLs of ``redis.url``, in order, blanks dropped."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
+def describe(url: str) -> str:
+    """``url`` for a log line or a message: host:port or socket path, never a password."""
+    out = []
+    for seed in seed_urls(url):
+        parts = urlsplit(seed)
+        if parts.scheme == "unix":
+            out.append(parts.path)
+        else:
+            out.append(f"{parts.hostname}:{parts.port or 6379}")
+    return ", ".join(out)
+
+
+def connect(url: str, *, cluster: bool = False, **kwargs: Any) -> Redis:
+    """The asyncio client of ``url``. Create it inside the running event loop (the app's
+    lifespan, the worker's main).
+
+    With ``cluster`` every seed of ``url`` is a startup node (credentials and TLS come from
+    the first). Typed as :class:`Redis`: the cluster client offers the same commands for
+    the single-slot keys the gateway uses.
+    """
     options: dict[str, Any] = {"decode_responses": False, "health_check_interval": 30}
     options.update(kwargs)
+    seeds = seed_urls(url)
+    if not seeds:
+        raise ValueError("redis.url is empty")
+    if not cluster:
+        if len(seeds) > 1:
+            raise ValueError("several seed nodes in redis.url need redis.cluster = true")
+        return Redis.from_url(seeds[0], **options)
+    for seed in seeds:
+        if urlsplit(seed).scheme not in ("redis", "rediss"):
+            raise ValueError(f"a Redis Cluster seed must be redis:// or rediss://, not {seed!r}")
+    startup = [
+        ClusterNode(urlsplit(s).hostname or "127.0.0.1", urlsplit(s).port or 6379)
+        for s in seeds[1:]
+    ]
+    options.setdefault("max_connections", CLUSTER_MAX_CONNECTIONS)
+    # Fail a call within about a second while its primary is down (it answers 503 and the
+    # client retries), rather than redis-py's default of ten attempts up to 1 s apart:
+    # requests of the failed shard do not pile up, and each retry re-reads the topology.
+    options.setdefault(
+        "retry", Retry(backoff=ExponentialWithJitterBackoff(base=0.05, cap=0.4), retries=4)
+    )
+    client = RedisCluster.from_url(seeds[0], startup_nodes=startup, **options)
+    return cast("Redis", client)
+
+
+def is_cluster_client(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+# --- the kind of server -----------------------------------------------------------------------
+
+
+def _mismatch(url: str, cluster: bool, seed: str) -> ServerKindMismatch:
+    where = describe(seed)
     if cluster:
-        return RedisCluster.from_url(url, **options)
-    return Redis.from_url(url, **options)
+        return ServerKindMismatch(
+            f"redis.cluster = true but {where} is not a Redis Cluster node "
+            "(INFO cluster: cluster_enabled:0): set redis.cluster = false, or list the "
+            "cluster's seed nodes in redis.url"
+        )
+    return ServerKindMismatch(
+        f"redis.url {where} is a Redis Cluster node (INFO cluster: cluster_enabled:1) but "
+        "redis.cluster = false: set redis.cluster = true and list seed nodes in redis.url, "
+        "comma-separated"
+    )
+
+
+def check_server_kind(url: str, *, cluster: bool, timeout: float = 2.0) -> None:
+    """Ask every seed of ``url`` whether it runs in cluster mode.
+
+    Raises:
+        ServerKindMismatch: a seed is the other kind than ``cluster`` says.
+        redis.RedisError | OSError: no seed answered (the last error).
+    """
+    last: Exception | None = None
+    answered = False
+    for seed in seed_urls(url):
+        client = redis.Redis.from_url(
+            seed, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
+        try:
+            info = client.info("cluster")
+        except ResponseError:
+            answered = True  # INFO is disabled on some managed servers: trust the config
+            continue
+        except (RedisError, OSError) as exc:
+            last = exc
+            continue
+        finally:
+            client.close()
+        answered = True
+        if bool(int(info.get("cluster_enabled", 0))) != cluster:
+            raise _mismatch(url, cluster, seed)
+    if not answered:
+        raise last if last is not None else RedisConnectionError(f"no seed in {url!r}")
+
+
+async def wait_for_redis(
+    url: str, *, cluster: bool, stop: asyncio.Event | None = None, role: str = "worker"
+) -> bool:
+    """Until a seed of ``url`` answers :func:`check_server_kind` (each failure logged, retried
+    with a growing pause up to 5 s). False if ``stop`` was set first.
+
+    Raises:
+        ServerKindMismatch: the server is the other kind.
+    """
+    pause = 0.5
+    attempt = 0
+    while stop is None or not stop.is_set():
+        attempt += 1
+        try:
+            await asyncio.to_thread(check_server_kind, url, cluster=cluster)
+        except ServerKindMismatch:
+            raise
+        except (RedisError, OSError) as exc:
+            log.error(
+                "redis unreachable; retrying",
+                role=role,
+                seeds=describe(url),
+                error=str(exc),
+                attempt=attempt,
+                retry_in=pause,
+            )
+            if stop is None:
+                await asyncio.sleep(pause)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=pause)
+            pause = min(5.0, pause * 2)
+            continue
+        if attempt > 1:
+            log.info("redis reachable", role=role, seeds=describe(url))
+        return True
+    return False
+
+
+async def warm_up(client: Redis, *, scripts: object = None, attempts: int = 20) -> bool:
+    """Initialise a cluster client, open a connection to every primary and load the Lua
+    scripts of ``scripts`` (a :class:`~idgateway.store.Scripts`) there, retrying for a few
+    seconds; on a single server, ping and load. False (logged) if it did not succeed: the
+    process serves anyway, answering 503 until Redis does.
+
+    Loading up front matters on a cluster: a script's first call elsewhere loads it on *every*
+    primary, which fails while one of them is down."""
+    sources = [s.script for s in vars(scripts).values() if hasattr(s, "script")] if scripts else []
+    for attempt in range(1, attempts + 1):
+        try:
+            if isinstance(client, RedisCluster):
+                await client.initialize()
+                await client.ping(target_nodes=RedisCluster.PRIMARIES)
+            else:
+                await client.ping()
+            for source in sources:
+                await client.script_load(source)
+            return True
+        except (RedisError, RedisClusterException, OSError) as exc:
+            log.warning("redis warm-up failed; retrying", error=str(exc), attempt=attempt)
+            await asyncio.sleep(min(0.25 * attempt, 1.0))
+    log.error("redis did not answer at start-up: calls answer 503 until it does")
+    return False
+
+
+# --- WAIT -------------------------------------------------------------------------------------
+
+
+async def run_and_wait(
+    client: Redis,
+    script: AsyncScript,
+    keys: list[Any],
+    args: list[Any],
+    *,
+    replicas: int = 1,
+    timeout_ms: int = WAIT_TIMEOUT_MS,
+) -> Any:
+    """Run ``script`` then ``WAIT replicas timeout_ms`` in one round trip on one connection
+    (WAIT counts the replicas that acknowledged the writes *of its own connection*, so both
+    must go over the same one: a pipeline on a single server, the slot owner's connection on
+    a cluster, where redis-py's cluster pipelines refuse scripts).
+
+    Raises:
+        ReplicaTimeout: the script ran (its writes stay) but fewer than ``replicas`` replicas
+            acknowledged them within ``timeout_ms``.
+    """
+    started = time.perf_counter()
+    for attempt in range(3):
+        if isinstance(client, RedisCluster):
+            node = client.get_node_from_key(keys[0])
+            commands = [
+                PipelineCommand(0, "EVALSHA", script.sha, len(keys), *keys, *args),
+                PipelineCommand(1, "WAIT", replicas, timeout_ms),
+            ]
+            try:
+                await node.execute_pipeline(commands)
+            except (RedisConnectionError, OSError):
+                await _refresh_topology(client, node.name)
+                raise
+            reply, acked = commands[0].result, commands[1].result
+        else:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                pipe.wait(replicas, timeout_ms)
+                reply, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, NoScriptError):
+            # a node that never ran it (a promoted replica, a restarted server): load, again
+            await _load(client, script, keys[0])
+            continue
+        if isinstance(reply, MovedError) and attempt < 2:
+            await _refresh_topology(client, None)
+            continue
+        if isinstance(reply, BaseException):
+            if isinstance(reply, RedisConnectionError) and isinstance(client, RedisCluster):
+                await _refresh_topology(client, None)
+            raise reply
+        if isinstance(acked, BaseException):
+            raise acked
+        if int(acked) < replicas:
+            waited = 1000 * (time.perf_counter() - started)
+            raise ReplicaTimeout(
+                f"written on the primary, but {acked} of {replicas} replica(s) acknowledged "
+                f"it within {timeout_ms} ms (waited {waited:.0f} ms)"
+            )
+        return reply
+    raise ReplicaTimeout("the write could not be run on its primary after 3 attempts")
+
+
+async def _load(client: Redis, script: AsyncScript, key: Any) -> None:
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(key)
+        script.sha = (await node.execute_command("SCRIPT", "LOAD", script.script)).decode()
+    else:
+        script.sha = (await client.script_load(script.script)).decode()  # type: ignore[union-attr]
+
+
+async def _refresh_topology(client: RedisCluster, failed: str | None) -> None:
+    """Re-read the slot map (after MOVED, or a connection error on a primary)."""
+    with contextlib.suppress(RedisError, RedisClusterException, OSError):
+        await client.nodes_manager.initialize(last_failed_node_name=failed)

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from idgateway.errors import IdentityConflict, NotFound, ValidationFailed
+from idgateway.errors import IdentityConflict, NotFound, Unavailable, ValidationFailed
 from idgateway.fields import Namespace, RecordOp, Violation
 from idgateway.model import CONTACT_PREFIX, now_ms
+from idgateway.store._connection import ReplicaTimeout, run_and_wait
 from idgateway.store._keys import TenantKeys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
     from idgateway.fields import Registry
     from idgateway.store._scripts import Scripts
@@ -103,9 +105,22 @@ def _conflict(rows: list[list[bytes]], ns: Namespace) -> IdentityConflict:
 class RecordStore:
     """Reads and atomic writes of one Redis-backed gateway."""
 
-    def __init__(self, client: Redis, scripts: Scripts) -> None:
+    def __init__(self, client: Redis, scripts: Scripts, *, wait_replicas: int = 0) -> None:
         self.client = client
         self.scripts = scripts
+        self.wait_replicas = wait_replicas  # redis.wait_replicas
+
+    async def _write(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """A write script; with ``wait_replicas`` its 2xx waits until a replica has it."""
+        if not self.wait_replicas:
+            return await script(keys=keys, args=args)
+        try:
+            return await run_and_wait(self.client, script, keys, args, replicas=1)
+        except ReplicaTimeout as exc:
+            raise Unavailable(
+                "the change is stored on the primary but no replica confirmed it in time; "
+                "sending the same call again is safe"
+            ) from exc
 
     async def upsert(
         self,
@@ -134,7 +149,7 @@ class RecordStore:
         }
         if session is not None:
             body["session"] = {"id": session[0], "ttl": session[1]}
-        reply = await self.scripts.upsert(keys=[keys.outbox], args=[keys.prefix, _encode(body)])
+        reply = await self._write(self.scripts.upsert, [keys.outbox], [keys.prefix, _encode(body)])
         if reply[0] != b"ok":
             _raise_for(reply, ops[-1].ns)
         return [_result(block) for block in reply[1:]]
@@ -145,7 +160,7 @@ class RecordStore:
         """Apply Groove widget calls (``calls.lua`` steps) to a session in one step."""
         keys = TenantKeys(tenant)
         body = {"now": str(now_ms()), "session": {"id": session_id, "ttl": ttl_ms}, "steps": steps}
-        reply = await self.scripts.calls(keys=[keys.outbox], args=[keys.prefix, _encode(body)])
+        reply = await self._write(self.scripts.calls, [keys.outbox], [keys.prefix, _encode(body)])
         if reply[0] != b"ok":
             last_ns = next((s["ns"] for s in reversed(steps) if "ns" in s), "c")
             _raise_for(reply, last_ns)
@@ -196,8 +211,10 @@ class RecordStore:
 
     async def delete_contact(self, tenant: str, ulid: str, registry: Registry) -> bool:
         keys = TenantKeys(tenant)
-        done = await self.scripts.delete(
-            keys=[keys.outbox], args=[keys.prefix, ulid, registry.index_spec, str(now_ms())]
+        done = await self._write(
+            self.scripts.delete,
+            [keys.outbox],
+            [keys.prefix, ulid, registry.index_spec, str(now_ms())],
         )
         return bool(done)
 
@@ -205,9 +222,10 @@ class RecordStore:
         self, tenant: str, into: str, from_: str, registry: Registry, session_ttl_ms: int
     ) -> tuple[list[bytes], dict[bytes, bytes]]:
         keys = TenantKeys(tenant)
-        reply = await self.scripts.merge(
-            keys=[keys.outbox],
-            args=[keys.prefix, into, from_, registry.index_spec, str(now_ms()), session_ttl_ms],
+        reply = await self._write(
+            self.scripts.merge,
+            [keys.outbox],
+            [keys.prefix, into, from_, registry.index_spec, str(now_ms()), session_ttl_ms],
         )
         if reply[0] == b"notfound":
             which = reply[1].decode()
