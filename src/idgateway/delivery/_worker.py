@@ -245,7 +245,7 @@ class Lane:
             except Exception as exc:  # Redis, and redis-py cluster internals
                 if "NOGROUP" in str(exc):
                     grouped = False  # the stream or group is gone (a lost write): recreate it
-                _loop_failed("outbox read failed; retrying", self.vendor, exc)
+                _loop_failed("outbox read failed; retrying", self, exc)
                 await _sleep(stop, 1.0)
 
     # --- dispatch ---------------------------------------------------------------------------
@@ -301,7 +301,7 @@ class Lane:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
             except Exception as exc:  # Redis, and redis-py cluster internals
-                _loop_failed("claim failed; retrying", self.vendor, exc)
+                _loop_failed("claim failed; retrying", self, exc)
                 await _sleep(stop, 1.0)
 
     async def _run(self, job: list[Any]) -> None:
@@ -557,6 +557,7 @@ class Lane:
                     # On shutdown `run` stops waiting for this after a bounded time.
                     log.warning(
                         "recording outcomes failed; retrying",
+                        tenant=self.tenant.id,
                         vendor=self.vendor,
                         error=f"{type(exc).__name__}: {exc}",
                         attempt=attempt,
@@ -572,7 +573,7 @@ class Lane:
             try:
                 await self.scripts.deliver_trim(keys=[self.keys.outbox], args=list(self.peers))
             except Exception as exc:  # Redis, and redis-py cluster internals
-                _loop_failed("outbox trim failed", self.vendor, exc)
+                _loop_failed("outbox trim failed", self, exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("lane started", tenant=self.tenant.id, vendor=self.vendor)
@@ -614,12 +615,14 @@ def _json_or_none(raw: bytes) -> Any:
     return _decode(raw) if raw else None
 
 
-def _loop_failed(event: str, vendor: str, exc: Exception) -> None:
+def _loop_failed(event: str, lane: Lane, exc: Exception) -> None:
     """A worker loop's failed step: logged, then retried by the loop. Besides RedisError and
     OSError, redis-py's cluster client raises RedisClusterException (not a RedisError) and,
     around a failover, errors of its own internals; a loop that let one escape would die and
     deliver nothing until a restart."""
-    log.warning(event, vendor=vendor, error=f"{type(exc).__name__}: {exc}")
+    log.warning(
+        event, tenant=lane.tenant.id, vendor=lane.vendor, error=f"{type(exc).__name__}: {exc}"
+    )
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

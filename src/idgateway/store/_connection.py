@@ -10,6 +10,13 @@
   (closed transports, ``'NoneType' object has no attribute 'writelines'``).
 - :func:`run_and_wait` runs a write script and ``WAIT``\\ s for replicas on the same
   connection (``redis.wait_replicas``).
+
+The cluster client's stream reads do not depend on one node (:class:`_StreamKeysParser`):
+redis-py finds the keys of a command with "movable keys" such as XREADGROUP by asking one
+fixed node (``COMMAND GETKEYS``), chosen when the client started. Once that node died, every
+stream read of the process failed, whichever shard its key was on, until the node came back
+(issue 11, F2), and since the failure was not in the command itself the client never re-read
+the topology.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from urllib.parse import urlsplit
 
 import redis
 import structlog
+from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
@@ -56,6 +64,27 @@ class ServerKindMismatch(RuntimeError):
 
 class ReplicaTimeout(RedisError):
     """A write was applied on its primary but no replica acknowledged it in time."""
+
+
+class _StreamKeysParser(AsyncCommandsParser):
+    """Finds the keys of XREAD / XREADGROUP in the command itself (the streams follow
+    ``STREAMS``, then as many ids); other commands as redis-py does."""
+
+    async def get_keys(self, *args: Any) -> Any:
+        name = _text(args[0]).upper() if args else ""
+        if name in ("XREAD", "XREADGROUP"):
+            # XREADGROUP GROUP <group> <consumer> [options] STREAMS k1 … id1 …: the group and
+            # consumer names come first, so a stream named like the keyword is no trouble
+            first = 4 if name == "XREADGROUP" else 1
+            words = [_text(a).upper() for a in args]
+            if "STREAMS" in words[first:]:
+                rest = args[words.index("STREAMS", first) + 1 :]
+                return tuple(rest[: len(rest) // 2])
+        return await super().get_keys(*args)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def seed_urls(url: str) -> list[str]:
@@ -107,6 +136,7 @@ def connect(url: str, *, cluster: bool = False, **kwargs: Any) -> Redis:
         "retry", Retry(backoff=ExponentialWithJitterBackoff(base=0.05, cap=0.4), retries=4)
     )
     client = RedisCluster.from_url(seeds[0], startup_nodes=startup, **options)
+    client.commands_parser = _StreamKeysParser()
     return cast("Redis", client)
 
 
@@ -143,7 +173,10 @@ def check_server_kind(url: str, *, cluster: bool, timeout: float = 2.0) -> None:
     answered = False
     for seed in seed_urls(url):
         client = redis.Redis.from_url(
-            seed, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+            seed,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
         try:
             info = client.info("cluster")
