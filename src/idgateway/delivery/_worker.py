@@ -570,6 +570,8 @@ class Lane:
     async def housekeeping(self, stop: asyncio.Event, every: float = 10.0) -> None:
         while not stop.is_set():
             await _sleep(stop, every)
+            if stop.is_set():
+                break
             try:
                 await self.scripts.deliver_trim(keys=[self.keys.outbox], args=list(self.peers))
             except Exception as exc:  # Redis, and redis-py cluster internals
@@ -584,16 +586,22 @@ class Lane:
         ]
         completer = asyncio.create_task(self.complete(stop))
         await stop.wait()
+        # The shutdown budget (SPEC §10: the process ends within delivery.timeout + 5 s):
+        # deliveries in flight get their timeout, recording outcomes 1.5 s more.
+        deadline = time.monotonic() + self.config.timeout + 2
         for task in loops:
             task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
         # Graceful: let deliveries in flight finish within the timeout, release the rest.
-        deadline = time.monotonic() + self.config.timeout + 3
-        if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=self.config.timeout + 1)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        # (Their HTTP calls end by themselves within it: it is the client's timeout.)
+        in_flight = set(self._tasks)
+        _done, pending = await asyncio.wait([*loops, *in_flight], timeout=self.config.timeout + 0.5)
+        for task in pending:
+            task.cancel()
+        if pending:
+            # Cancelled deliveries hand in their "release" results. Not an unbounded gather:
+            # a loop blocked in a Redis call that missed its cancel must not hold the
+            # shutdown for a socket timeout.
+            await asyncio.wait(pending, timeout=0.5)
         self._done_event.set()
         # Recording outcomes retries while Redis fails; a shutdown does not wait for it beyond
         # the deadline (SIGTERM ends within delivery.timeout + 5 s): unrecorded jobs keep
@@ -626,8 +634,17 @@ def _loop_failed(event: str, lane: Lane, exc: Exception) -> None:
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    """Until ``stop`` is set or ``seconds`` have passed. Not ``asyncio.wait_for``: on Python
+    3.11 it can swallow a cancellation that arrives as its inner wait completes, and a loop
+    that missed Lane.run's cancel went on to one more Redis call, hanging the shutdown for its
+    whole socket timeout."""
+    if stop.is_set():
+        return
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
 
 
 def consumer_name() -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import signal
 import tempfile
 import threading
 import time
@@ -209,7 +210,11 @@ class EmbeddedValkey:
         release the data dir."""
         self._stopping.set()
         with self._state:
-            if getattr(self._server, "_process", None) is not None:
+            process = getattr(self._server, "_process", None)
+            if process is not None:
+                # A stopped (SIGSTOP) server acts on SIGTERM only once it runs again.
+                with contextlib.suppress(OSError):
+                    process.send_signal(signal.SIGCONT)
                 with contextlib.suppress(ValkeyServerError, OSError):
                     self._server.stop(timeout=timeout)
                 log.info("embedded valkey stopped")
