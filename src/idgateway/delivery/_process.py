@@ -78,38 +78,37 @@ async def run_worker(
     delivery = settings.gateway.delivery
     adapters = registry()
     consumer = consumer_name()
-    lanes: list[Lane] = []
+    wanted = []  # (tenant, vendor config, its name, every enabled vendor of the tenant)
     for tenant in build_tenants(settings).values():
         enabled = [v for v in tenant.config.vendors if v.enabled]
         peers = tuple(vendor_name(v.adapter, v.name) for v in enabled)
         for vendor in enabled:
             name = vendor_name(vendor.adapter, vendor.name)
-            if only_vendor is not None and only_vendor not in (name, vendor.adapter):
-                continue
-            kind = adapters[vendor.adapter]
-            lanes.append(
-                Lane(
-                    tenant=tenant,
-                    vendor=name,
-                    adapter=kind.build(name, vendor.settings),
-                    fingerprint=vendor_fingerprint(vendor.adapter, vendor.settings),
-                    client=client,
-                    reader=reader,
-                    scripts=scripts,
-                    http=None,  # type: ignore[arg-type]  (set below, once lanes are counted)
-                    config=delivery,
-                    consumer=consumer,
-                    peers=peers or ("#tail:100000",),
-                    coalesce_ms=int(delivery.coalesce_window * 1000),
-                )
-            )
+            if only_vendor is None or only_vendor in (name, vendor.adapter):
+                wanted.append((tenant, vendor, name, peers))
     # Each lane has its own `concurrency` deliveries in flight; the client is sized for all of
     # them, so a vendor that hangs on every request cannot take another vendor's capacity.
     http = GuardedClient(
-        timeout=delivery.timeout, max_connections=max(10, delivery.concurrency * max(1, len(lanes)))
+        timeout=delivery.timeout,
+        max_connections=max(10, delivery.concurrency * max(1, len(wanted))),
     )
-    for lane in lanes:
-        lane.http = http
+    lanes = [
+        Lane(
+            tenant=tenant,
+            vendor=name,
+            adapter=adapters[vendor.adapter].build(name, vendor.settings),
+            fingerprint=vendor_fingerprint(vendor.adapter, vendor.settings),
+            client=client,
+            reader=reader,
+            scripts=scripts,
+            http=http,
+            config=delivery,
+            consumer=consumer,
+            peers=peers or ("#tail:100000",),
+            coalesce_ms=int(delivery.coalesce_window * 1000),
+        )
+        for tenant, vendor, name, peers in wanted
+    ]
     log.info(
         "worker started",
         lanes=len(lanes),

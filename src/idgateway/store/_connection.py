@@ -330,8 +330,8 @@ async def run_and_wait(
             # a node that never ran it (a promoted replica, a restarted server): load, again
             await _load(client, script, keys[0])
             continue
-        if isinstance(reply, MovedError) and attempt < 2:
-            await _refresh_topology(client, None)
+        if isinstance(reply, MovedError) and isinstance(client, RedisCluster) and attempt < 2:
+            await _refresh_topology(client, None)  # a failover moved the slot: follow it
             continue
         if isinstance(reply, BaseException):
             if isinstance(reply, RedisConnectionError) and isinstance(client, RedisCluster):
@@ -351,10 +351,12 @@ async def run_and_wait(
 
 async def _load(client: Redis, script: AsyncScript, key: Any) -> None:
     if isinstance(client, RedisCluster):
-        node = client.get_node_from_key(key)
-        script.sha = (await node.execute_command("SCRIPT", "LOAD", script.script)).decode()
+        sha: Any = await client.get_node_from_key(key).execute_command(
+            "SCRIPT", "LOAD", script.script
+        )
     else:
-        script.sha = (await client.script_load(script.script)).decode()  # type: ignore[union-attr]
+        sha = await client.script_load(script.script)
+    script.sha = sha.decode() if isinstance(sha, bytes) else str(sha)
 
 
 async def _refresh_topology(client: RedisCluster, failed: str | None) -> None:

