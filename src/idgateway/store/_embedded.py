@@ -63,7 +63,13 @@ class EmbeddedValkey:
     a second gateway on the same data dir is refused, and a server orphaned by a gateway that
     was killed with SIGKILL is shut down (AOF flushed) before a new one starts."""
 
-    def __init__(self, data_dir: str, appendfsync: Literal["always", "everysec"]) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        appendfsync: Literal["always", "everysec"],
+        *,
+        supervise: bool = True,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         socket = socket_path(self.data_dir)
@@ -77,6 +83,7 @@ class EmbeddedValkey:
         self._stopping = threading.Event()
         self._state = threading.Lock()  # one of start / restart / stop at a time
         self._supervisor: threading.Thread | None = None
+        self._supervise_it = supervise  # False: a test restarts it by hand after a crash
         self.restarts = 0
         self._server = ValkeyServer(
             port=0,
@@ -136,10 +143,11 @@ class EmbeddedValkey:
             raise
         self._write_status("ok")
         log.info("embedded valkey started", socket=str(self.socket), data_dir=str(self.data_dir))
-        self._supervisor = threading.Thread(
-            target=self._supervise, name="embedded-valkey-supervisor", daemon=True
-        )
-        self._supervisor.start()
+        if self._supervise_it:
+            self._supervisor = threading.Thread(
+                target=self._supervise, name="embedded-valkey-supervisor", daemon=True
+            )
+            self._supervisor.start()
 
     @property
     def pid(self) -> int | None:
