@@ -22,9 +22,10 @@ from prometheus_client import (
 from idgateway import __version__
 from idgateway.api._authn import authentication
 from idgateway.api._cors import session_cors
+from idgateway.api._deps import DEPENDENCIES, Gateway, Runtime
+from idgateway.api._limits import spend_before
 from idgateway.api._middleware import request_context
 from idgateway.api._problems import handle_exception
-from idgateway.api._state import Gateway
 from idgateway.api.auth import KeyRing
 from idgateway.api.compat import compat_router
 from idgateway.api.deliveries import deliveries_router
@@ -37,7 +38,7 @@ from idgateway.delivery._process import run_worker as run_delivery
 from idgateway.net import GuardedClient
 from idgateway.profiles import ProfileService
 from idgateway.settings import Settings, load_settings
-from idgateway.store import RecordStore, Scripts, connect
+from idgateway.store import Store
 from idgateway.tenancy import build_tenants
 
 if TYPE_CHECKING:
@@ -81,28 +82,32 @@ def _register_collector(settings: Settings, redis_url: str) -> None:
     _COLLECTORS["delivery"] = collector
 
 
+def build_gateway(settings: Settings) -> Gateway:
+    tenants = build_tenants(settings)
+    return Gateway(
+        settings=settings,
+        tenants=tenants,
+        keys=KeyRing(settings),
+        groove_tokens={
+            hashlib.sha256(t.config.compat.groove_api_token.encode()).digest(): t
+            for t in tenants.values()
+            if t.config.compat.groove_api_token
+        },
+    )
+
+
 def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) -> Litestar:
     """The gateway app for ``settings``, talking to the Redis at ``redis_url``; with
     ``run_worker`` a delivery worker runs in the app's process (``idgateway serve``)."""
-    gateway = Gateway(
-        settings=settings,
-        tenants=build_tenants(settings),
-        keys=KeyRing(settings),
-        redis_url=redis_url,
-    )
-    gateway.groove_tokens = {
-        hashlib.sha256(t.config.compat.groove_api_token.encode()).digest(): t
-        for t in gateway.tenants.values()
-        if t.config.compat.groove_api_token
-    }
+    gateway = build_gateway(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        client = connect(redis_url, cluster=settings.gateway.redis.cluster)
-        gateway.client = client
-        gateway.store = RecordStore(client, Scripts.register(client))
+        store = await Store.open(redis_url, cluster=settings.gateway.redis.cluster)
         http = GuardedClient(timeout=settings.gateway.delivery.timeout)
-        gateway.profiles = ProfileService(client, http)
+        profiles = ProfileService(store.profiles, store.records, http)
+        app.state.runtime = Runtime(store=store, profiles=profiles, http=http)
+        app.state.store = store
         stop = asyncio.Event()
         worker = (
             asyncio.create_task(run_delivery(settings, redis_url, stop)) if run_worker else None
@@ -113,10 +118,11 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             stop.set()
             if worker is not None:
                 await worker  # finishes or releases deliveries in flight
-            await gateway.profiles.close()
+            await profiles.close()
             await http.aclose()
-            gateway.store = None
-            await client.aclose()
+            app.state.runtime = None
+            app.state.store = None
+            await store.close()
 
     _register_collector(settings, redis_url)
     prometheus = PrometheusConfig(app_name="idgateway", prefix="idgw", group_path=True)
@@ -131,6 +137,8 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             profiles_router,
             MetricsController,
         ],
+        dependencies=DEPENDENCIES,
+        before_request=spend_before,
         middleware=[prometheus.middleware],
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
@@ -142,6 +150,8 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
         logging_config=None,
     )
     app.state.gateway = gateway
+    app.state.runtime = None
+    app.state.store = None
     return app
 
 
@@ -152,7 +162,13 @@ def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
     origins = frozenset(o for t in settings.tenants.values() for o in t.allowed_origins)
     run_worker = os.environ.get("IDGW_NO_WORKER") != "1"
     app = create_app(settings, redis_url, run_worker=run_worker)
-    return request_context(session_cors(authentication(app, app.state.gateway), origins))
+
+    def store_of() -> Store | None:
+        store: Store | None = app.state.store
+        return store
+
+    authenticated = authentication(app, app.state.gateway, store_of)
+    return request_context(session_cors(authenticated, origins))
 
 
 def app_from_env() -> ASGIApp:

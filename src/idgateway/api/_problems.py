@@ -15,7 +15,6 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from redis.exceptions import RedisError
 
 from idgateway.errors import (
     GatewayError,
@@ -26,6 +25,7 @@ from idgateway.errors import (
     Unavailable,
 )
 from idgateway.metrics import count_refusal
+from idgateway.store import UNAVAILABLE
 
 log = structlog.get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -92,7 +92,7 @@ def translate(exc: Exception) -> GatewayError:
         if exc.headers:
             err.headers.update(exc.headers)
         return err
-    if isinstance(exc, RedisError | ConnectionError | TimeoutError):
+    if isinstance(exc, UNAVAILABLE):
         return Unavailable("the data store does not answer; try again")
     if isinstance(exc, RecursionError):
         # msgspec refuses documents nested deeper than the interpreter's recursion limit.
@@ -112,15 +112,7 @@ def translate(exc: Exception) -> GatewayError:
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     err = translate(exc)
     count_refusal(err)
-    expected = (
-        GatewayError,
-        HTTPException,
-        UnicodeDecodeError,
-        RecursionError,
-        RedisError,
-        ConnectionError,
-        TimeoutError,
-    )
+    expected = (GatewayError, HTTPException, UnicodeDecodeError, RecursionError, *UNAVAILABLE)
     if not isinstance(exc, expected):
         log.error("unhandled error", path=request.url.path, exc_info=exc)
     elif err.status >= 500:  # an expected failure (a webhook, Redis): no stack trace

@@ -1,4 +1,5 @@
-"""API keys (SPEC §5.1): secret keys server side, publishable keys for sessions.
+"""API keys (SPEC §5.1): secret keys server side, publishable keys for sessions, write keys
+for the Segment-compatible source.
 
 Keys are looked up by their SHA-256 digest: the configured ``key`` is hashed at start-up
 (``key_sha256`` is used as given), the presented key is hashed per request, and the digests are
@@ -10,14 +11,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from idgateway.errors import Forbidden, Unauthorized
+from idgateway.settings import Rate
 
 if TYPE_CHECKING:
-    from idgateway.settings import ApiKeyConfig, Settings
+    from idgateway.settings import ApiKeyConfig, KeyKind, Settings
 
-KeyKind = Literal["secret", "publishable"]
+# SPEC §5.1 defaults: secret and write keys 1000/s; publishable keys 20/s per session.
+DEFAULT_RATE: dict[str, Rate] = {
+    "secret": Rate(1000, 1.0),
+    "write": Rate(1000, 1.0),
+    "publishable": Rate(20, 1.0),
+}
 
 
 def key_digest(key: ApiKeyConfig) -> bytes:
@@ -29,9 +36,12 @@ def key_digest(key: ApiKeyConfig) -> bytes:
 
 @dataclass(frozen=True)
 class Principal:
+    """Who a request's key says is calling."""
+
     tenant_id: str
     kind: KeyKind
     key_name: str
+    rate: Rate  # the key's limit: per key, or per session for a publishable key
 
 
 class KeyRing:
@@ -40,7 +50,9 @@ class KeyRing:
         for tenant in settings.tenants.values():
             for key in tenant.api_keys:
                 digest = key_digest(key)
-                self._by_digest[digest] = (digest, Principal(tenant.id, key.kind, key.name))
+                rate = key.rate_limit or DEFAULT_RATE[key.kind]
+                principal = Principal(tenant.id, key.kind, key.name, rate)
+                self._by_digest[digest] = (digest, principal)
 
     def find(self, presented: str) -> Principal | None:
         digest = hashlib.sha256(presented.encode()).digest()
@@ -81,5 +93,11 @@ class KeyRing:
             raise Forbidden(
                 "a publishable key cannot call this endpoint; use a secret key",
                 reason="publishable_on_secret",
+            )
+        if principal.kind == "write":
+            raise Forbidden(
+                "a write key only sends events to the Segment-compatible source "
+                "(/compat/segment/v1/...); use a secret key",
+                reason="write_key_elsewhere",
             )
         return principal

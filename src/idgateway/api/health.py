@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from litestar import get
 
-from litestar import Request, get
-from redis.exceptions import RedisError
-
-from idgateway.api._state import gateway_of
 from idgateway.errors import Unavailable
+from idgateway.store import UNAVAILABLE, Store
 
 
 @get("/healthz", summary="The process is up", tags=["operations"])
@@ -17,10 +14,9 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", summary="Redis answers", tags=["operations"])
-async def readyz(request: Request[Any, Any, Any]) -> dict[str, str]:
-    gw = gateway_of(request)
+async def readyz(store: Store) -> dict[str, str]:
     try:
-        await gw.records().client.ping()
-    except (RedisError, OSError) as exc:
+        await store.ping()
+    except UNAVAILABLE as exc:
         raise Unavailable(f"redis does not answer: {type(exc).__name__}") from None
     return {"status": "ok"}

@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from idgateway.store import TenantKeys
+from idgateway.store import UNAVAILABLE, connect_sync, lane_stats
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,61 +31,38 @@ class DeliveryCollector(Collector):
         self._cache: tuple[float, list[GaugeMetricFamily]] = (0.0, [])
         self._cache_seconds = cache_seconds
 
+    def _connect(self) -> Any:
+        # short timeouts: a scrape must not hang on a Redis that does not answer
+        return connect_sync(
+            self._url, cluster=self._cluster, socket_timeout=1, socket_connect_timeout=1
+        )
+
     def _read(self) -> list[GaugeMetricFamily]:
+        labels = ["tenant", "vendor"]
         lag = GaugeMetricFamily(
-            "idgw_outbox_lag",
-            "Outbox events a vendor has not read yet",
-            labels=["tenant", "vendor"],
+            "idgw_outbox_lag", "Outbox events a vendor has not read yet", labels=labels
         )
         queued = GaugeMetricFamily(
-            "idgw_delivery_queue",
-            "Jobs waiting (due now or retrying later)",
-            labels=["tenant", "vendor"],
+            "idgw_delivery_queue", "Jobs waiting (due now or retrying later)", labels=labels
         )
-        flight = GaugeMetricFamily(
-            "idgw_delivery_in_flight", "Jobs being delivered", labels=["tenant", "vendor"]
-        )
+        flight = GaugeMetricFamily("idgw_delivery_in_flight", "Jobs being delivered", labels=labels)
         retrying = GaugeMetricFamily(
-            "idgw_delivery_retry_depth", "Jobs waiting for a retry", labels=["tenant", "vendor"]
+            "idgw_delivery_retry_depth", "Jobs waiting for a retry", labels=labels
         )
         dead = GaugeMetricFamily(
-            "idgw_dead_letters", "Dead letters waiting for an operator", labels=["tenant", "vendor"]
+            "idgw_dead_letters", "Dead letters waiting for an operator", labels=labels
         )
         if self._client is None:
-            # short timeouts: a scrape must not hang on a Redis that does not answer
-            options = {"socket_timeout": 1, "socket_connect_timeout": 1}
-            if self._cluster:
-                self._client = redis.RedisCluster.from_url(self._url, **options)
-            else:
-                self._client = redis.Redis.from_url(self._url, **options)
+            self._client = self._connect()
         for tenant, vendor in self._lanes:
-            keys = TenantKeys(tenant)
-            pipe = self._client.pipeline(transaction=False)
-            pipe.zcard(keys.vendor_key("q", vendor))
-            pipe.zcard(keys.vendor_key("f", vendor))
-            pipe.hlen(keys.vendor_key("jobs", vendor))
-            pipe.hget(f"{keys.prefix}deadn", vendor)
-            pipe.xinfo_groups(keys.outbox)
-            pipe.xlen(keys.outbox)
-            try:
-                q, f, jobs, deadn, groups, length = pipe.execute(raise_on_error=False)
-            except (redis.RedisError, OSError):
+            stats = lane_stats(self._client, tenant, vendor)
+            if stats is None:
                 continue
-            # No group yet (no worker has started): every event in the outbox waits for it.
-            group_lag = int(length) if isinstance(length, int) else 0
-            if isinstance(groups, list):
-                for g in groups:
-                    if g.get("name") in (vendor, vendor.encode()):
-                        known = g.get("lag")
-                        # Redis answers no lag when it cannot tell (after trims): count pending.
-                        group_lag = int(known) if known is not None else int(g.get("pending") or 0)
-            lag.add_metric([tenant, vendor], group_lag)
-            queued.add_metric([tenant, vendor], int(q) if isinstance(q, int) else 0)
-            flight.add_metric([tenant, vendor], int(f) if isinstance(f, int) else 0)
-            retrying.add_metric([tenant, vendor], int(jobs) if isinstance(jobs, int) else 0)
-            dead.add_metric(
-                [tenant, vendor], int(deadn or 0) if not isinstance(deadn, Exception) else 0
-            )
+            lag.add_metric([tenant, vendor], stats.lag)
+            queued.add_metric([tenant, vendor], stats.queued)
+            flight.add_metric([tenant, vendor], stats.in_flight)
+            retrying.add_metric([tenant, vendor], stats.retrying)
+            dead.add_metric([tenant, vendor], stats.dead)
         return [lag, queued, flight, retrying, dead]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -94,7 +70,7 @@ class DeliveryCollector(Collector):
         if time.monotonic() - stamp > self._cache_seconds:
             try:
                 cached = self._read()
-            except (redis.RedisError, OSError):
+            except UNAVAILABLE:
                 cached = []
             self._cache = (time.monotonic(), cached)
         yield from cached

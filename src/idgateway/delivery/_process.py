@@ -4,100 +4,89 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
-from redis.exceptions import RedisError
 
 from idgateway.delivery._registry import registry
-from idgateway.delivery._worker import Lane, consumer_name, vendor_fingerprint
+from idgateway.delivery._worker import Lane, LaneConfig, consumer_name, vendor_fingerprint
 from idgateway.net import GuardedClient
-from idgateway.store import Scripts, connect
+from idgateway.store import UNAVAILABLE, Store
 from idgateway.tenancy import build_tenants
 
 if TYPE_CHECKING:
     from idgateway.settings import Settings
+    from idgateway.store import DeliveryQueues
 
 log = structlog.get_logger(__name__)
+QUIET_TAIL = 100_000  # outbox entries kept for a tenant without vendors
 
 
 async def _trim_quiet_tenants(
-    tenants: list[str], client: Any, scripts: Scripts, stop: asyncio.Event
+    tenants: list[str], queues: DeliveryQueues, stop: asyncio.Event
 ) -> None:
     """A tenant without vendors has no lanes: keep only a bounded tail of its outbox."""
-    from idgateway.store import TenantKeys
-
     while tenants and not stop.is_set():
         for tenant in tenants:
             try:
-                await scripts.deliver_trim(keys=[TenantKeys(tenant).outbox], args=["#tail:100000"])
-            except (RedisError, OSError) as exc:
+                await queues.trim(tenant, tail=QUIET_TAIL)
+            except UNAVAILABLE as exc:
                 log.warning("outbox trim failed", tenant=tenant, error=str(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=60)
 
 
-def vendor_name(adapter: str, name: str | None) -> str:
-    return name or adapter
+def lane_configs(
+    settings: Settings, consumer: str, only_vendor: str | None = None
+) -> list[LaneConfig]:
+    """One lane per enabled vendor of every tenant (or of ``only_vendor``)."""
+    adapters = registry()
+    configs: list[LaneConfig] = []
+    for tenant in build_tenants(settings).values():
+        enabled = [v for v in tenant.config.vendors if v.enabled]
+        peers = tuple(v.name or v.adapter for v in enabled)
+        for vendor in enabled:
+            name = vendor.name or vendor.adapter
+            if only_vendor is not None and only_vendor not in (name, vendor.adapter):
+                continue
+            configs.append(
+                LaneConfig(
+                    tenant=tenant,
+                    vendor=name,
+                    adapter=adapters[vendor.adapter].build(name, vendor.settings),
+                    fingerprint=vendor_fingerprint(vendor.adapter, vendor.settings),
+                    delivery=settings.gateway.delivery,
+                    consumer=consumer,
+                    peers=peers,
+                )
+            )
+    return configs
 
 
 async def run_worker(
     settings: Settings, redis_url: str, stop: asyncio.Event, *, only_vendor: str | None = None
 ) -> None:
     """Deliver until ``stop`` is set, then finish or release what is in flight."""
-    cluster = settings.gateway.redis.cluster
-    client = connect(redis_url, cluster=cluster)
-    reader = connect(redis_url, cluster=cluster, socket_timeout=None, health_check_interval=0)
-    scripts = Scripts.register(client)
+    store = await Store.open(redis_url, cluster=settings.gateway.redis.cluster, reader=True)
     delivery = settings.gateway.delivery
-    adapters = registry()
     consumer = consumer_name()
-    lanes: list[Lane] = []
-    for tenant in build_tenants(settings).values():
-        enabled = [v for v in tenant.config.vendors if v.enabled]
-        peers = tuple(vendor_name(v.adapter, v.name) for v in enabled)
-        for vendor in enabled:
-            name = vendor_name(vendor.adapter, vendor.name)
-            if only_vendor is not None and only_vendor not in (name, vendor.adapter):
-                continue
-            kind = adapters[vendor.adapter]
-            lanes.append(
-                Lane(
-                    tenant=tenant,
-                    vendor=name,
-                    adapter=kind.build(name, vendor.settings),
-                    fingerprint=vendor_fingerprint(vendor.adapter, vendor.settings),
-                    client=client,
-                    reader=reader,
-                    scripts=scripts,
-                    http=None,  # type: ignore[arg-type]  (set below, once lanes are counted)
-                    config=delivery,
-                    consumer=consumer,
-                    peers=peers or ("#tail:100000",),
-                    coalesce_ms=int(delivery.coalesce_window * 1000),
-                )
-            )
+    configs = lane_configs(settings, consumer, only_vendor)
     # Each lane has its own `concurrency` deliveries in flight; the client is sized for all of
     # them, so a vendor that hangs on every request cannot take another vendor's capacity.
     http = GuardedClient(
-        timeout=delivery.timeout, max_connections=max(10, delivery.concurrency * max(1, len(lanes)))
+        timeout=delivery.timeout,
+        max_connections=max(10, delivery.concurrency * max(1, len(configs))),
     )
-    for lane in lanes:
-        lane.http = http
+    lanes = [Lane(config, store.deliveries, http) for config in configs]
     log.info("worker started", lanes=len(lanes), consumer=consumer)
-    quiet = [
-        t.id
-        for t in build_tenants(settings).values()
-        if not any(v.enabled for v in t.config.vendors)
-    ]
+    quiet = [t.id for t in settings.tenants.values() if not any(v.enabled for v in t.vendors)]
     try:
         await asyncio.gather(
             *(lane.run(stop) for lane in lanes),
-            _trim_quiet_tenants(quiet, client, scripts, stop),
+            _trim_quiet_tenants(quiet, store.deliveries, stop),
             stop.wait(),
         )
     finally:
         await http.aclose()
-        await reader.aclose()
-        await client.aclose()
+        await store.close()
         log.info("worker stopped")

@@ -21,13 +21,8 @@ from idgateway.model._ids import (
     now_ms,
     parse_record_id,
 )
-from idgateway.model._records import (
-    Company,
-    Contact,
-    changed_names,
-    company_from_hash,
-    contact_from_hash,
-)
+from idgateway.model._records import Company, Contact
+from idgateway.model._sessions import Session
 
 __all__ = [
     "COMPANY_PREFIX",
@@ -37,9 +32,7 @@ __all__ = [
     "Company",
     "Contact",
     "InvalidValue",
-    "changed_names",
-    "company_from_hash",
-    "contact_from_hash",
+    "Session",
     "flatten_record",
     "format_epoch_ms",
     "format_timestamp",

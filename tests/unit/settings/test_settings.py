@@ -16,7 +16,7 @@ import pytest
 
 from idgateway.settings import ConfigError, ConfigIssue, Settings, load_settings
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "gateway.toml"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "config" / "gateway.toml"
 
 SECRET_A = "sk_test_unit_a_0123456789abcdef"
 SECRET_B = "sk_test_unit_b_0123456789abcdef"
