@@ -266,6 +266,11 @@
         l.session = r.data && r.data.session;
         l.lost = 0;
       });
+      const discarded = r.data && r.data.discarded;
+      if (discarded && discarded.length) {
+        // Groove's rule: keys naming no declared field are dropped. Say so, quietly.
+        console.warn("[idgw] discarded (no such field):", discarded.join(", "));
+      }
       return true;
     }
 
