@@ -231,7 +231,7 @@
           backoff(r.retryAfter);
           return false;
         }
-      if (r.status !== 201 && r.status !== 200) {
+      if ((r.status !== 201 && r.status !== 200) || !r.data || typeof r.data.id !== "string") {
         halted = true;
         report({ status: r.status, message: "no session", problem: r.data, calls: [] });
         return false;
