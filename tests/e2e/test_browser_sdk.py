@@ -30,6 +30,7 @@ import hmac
 import json
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -131,7 +132,8 @@ PAGE = """<!doctype html>
 <script>
   window.errors = [];
   window.consoleErrors = [];
-  idgw.init({{url: "{gateway}", key: "{key}", onError: (e) => window.errors.push(e)}});
+  const url = new URLSearchParams(location.search).get("gw") || "{gateway}";
+  idgw.init({{url, key: "{key}", onError: (e) => window.errors.push(e)}});
 </script>
 """
 
@@ -168,6 +170,86 @@ class PageServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> PageServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class Relay:
+    """A real HTTP server in front of the gateway that passes every request through, except
+    that the next ``/calls`` requests can be answered with injected failures (a status and an
+    optional ``Retry-After``), with the CORS headers a browser needs to read them."""
+
+    def __init__(self, gateway_url: str) -> None:
+        relay = self
+        self.faults: list[tuple[int, str | None]] = []
+        self.seen: list[tuple[float, str, int]] = []  # (monotonic time, method path, status)
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fault = None
+                with relay.lock:
+                    if self.command == "POST" and self.path.endswith("/calls") and relay.faults:
+                        fault = relay.faults.pop(0)
+                if fault is not None:
+                    status, retry_after = fault
+                    payload = json.dumps({"type": "/problems/injected", "status": status}).encode()
+                    headers = [
+                        ("Content-Type", "application/problem+json"),
+                        ("Access-Control-Allow-Origin", self.headers.get("Origin", "")),
+                        ("Access-Control-Expose-Headers", "retry-after"),
+                    ]
+                    if retry_after is not None:
+                        headers.append(("Retry-After", retry_after))
+                else:
+                    forwarded = {
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() not in {"host", "content-length", "connection"}
+                    }
+                    with httpx.Client(timeout=10) as client:
+                        answer = client.request(
+                            self.command, gateway_url + self.path, headers=forwarded, content=body
+                        )
+                    status, payload = answer.status_code, answer.content
+                    drop = {"content-length", "content-encoding", "transfer-encoding", "connection"}
+                    headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in drop]
+                with relay.lock:
+                    relay.seen.append((time.monotonic(), f"{self.command} {self.path}", status))
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_DELETE = do_OPTIONS = relay
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def calls(self) -> list[tuple[float, int]]:
+        with self.lock:
+            return [
+                (t, status)
+                for t, what, status in self.seen
+                if what.endswith("/calls") and what.startswith("POST")
+            ]
+
+    def __enter__(self) -> Relay:
         self.thread.start()
         return self
 
@@ -281,7 +363,7 @@ class Traffic:
 
 
 def open_page(
-    browser: BrowserContext, setup: Setup, origin: str | None = None
+    browser: BrowserContext, setup: Setup, origin: str | None = None, via: str | None = None
 ) -> tuple[Page, Traffic]:
     page = browser.pages[0] if browser.pages else browser.new_page()
     traffic = Traffic()
@@ -308,7 +390,7 @@ def open_page(
             traffic.preflights.append(request["url"][len(gateway_url) :])
 
     cdp.on("Network.requestWillBeSent", on_cdp)
-    page.goto((origin or setup.pages.origin) + "/")
+    page.goto((origin or setup.pages.origin) + "/" + (f"?gw={via}" if via else ""))
     page.wait_for_function("() => window.idgw && window.errors")
     return page, traffic
 
@@ -562,6 +644,28 @@ def test_a_missing_user_hash_reaches_on_error_and_is_not_retried(
         session = api.get(f"/v1/sessions/{session_id(state)}").json()
     assert session["pending"] == {"role": "Anonymous"}
     assert session["contact_id"] is None
+
+
+def test_5xx_and_429_are_retried_honouring_retry_after(
+    setup: Setup, browser: BrowserContext
+) -> None:
+    with Relay(setup.gateway.url) as relay:
+        page, _ = open_page(browser, setup, via=relay.url)
+        email = uniq_email()
+        page.evaluate(
+            "([e, h]) => groove.widget.identifyContact('contact_email', e, h)",
+            [email, user_hash(email)],
+        )
+        drain(page)
+        relay.faults = [(503, None), (429, "2")]
+        page.evaluate("() => groove.widget.setContact({contact_role: 'Patient'})")
+        page.wait_for_function(DRAINED, timeout=WAIT_MS)
+        calls = relay.calls()
+        assert [status for _, status in calls] == [200, 503, 429, 200]
+        # The retry after the 429 waited at least its Retry-After (2 s).
+        assert calls[3][0] - calls[2][0] >= 2
+    assert setup.gateway.contact(email)["properties"]["role"] == "Patient"
+    assert page.evaluate("() => window.errors") == []
 
 
 def test_a_forgotten_session_is_minted_again_and_bound_again(
