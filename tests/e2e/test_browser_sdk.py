@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -132,8 +133,13 @@ PAGE = """<!doctype html>
 <script>
   window.errors = [];
   window.consoleErrors = [];
-  const url = new URLSearchParams(location.search).get("gw") || "{gateway}";
-  idgw.init({{url, key: "{key}", onError: (e) => window.errors.push(e)}});
+  const query = new URLSearchParams(location.search);
+  idgw.init({{
+    url: query.get("gw") || "{gateway}",
+    key: "{key}",
+    batchDelay: query.get("delay") ?? undefined,
+    onError: (e) => window.errors.push(e),
+  }});
 </script>
 """
 
@@ -363,7 +369,7 @@ class Traffic:
 
 
 def open_page(
-    browser: BrowserContext, setup: Setup, origin: str | None = None, via: str | None = None
+    browser: BrowserContext, setup: Setup, origin: str | None = None, **query: str
 ) -> tuple[Page, Traffic]:
     page = browser.pages[0] if browser.pages else browser.new_page()
     traffic = Traffic()
@@ -390,7 +396,7 @@ def open_page(
             traffic.preflights.append(request["url"][len(gateway_url) :])
 
     cdp.on("Network.requestWillBeSent", on_cdp)
-    page.goto((origin or setup.pages.origin) + "/" + (f"?gw={via}" if via else ""))
+    page.goto((origin or setup.pages.origin) + "/?" + urlencode(query))
     page.wait_for_function("() => window.idgw && window.errors")
     return page, traffic
 
@@ -411,7 +417,8 @@ def drain(page: Page) -> dict[str, Any]:
 
 def until(page: Page, condition: Any, what: str) -> None:
     """Waits (a bounded time, driving Playwright's event loop) until ``condition()`` holds."""
-    for _ in range(WAIT_MS // 50):
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
         if condition():
             return
         page.wait_for_timeout(50)
@@ -650,7 +657,7 @@ def test_5xx_and_429_are_retried_honouring_retry_after(
     setup: Setup, browser: BrowserContext
 ) -> None:
     with Relay(setup.gateway.url) as relay:
-        page, _ = open_page(browser, setup, via=relay.url)
+        page, _ = open_page(browser, setup, gw=relay.url)
         email = uniq_email()
         page.evaluate(
             "([e, h]) => groove.widget.identifyContact('contact_email', e, h)",
@@ -666,6 +673,33 @@ def test_5xx_and_429_are_retried_honouring_retry_after(
         assert calls[3][0] - calls[2][0] >= 2
     assert setup.gateway.contact(email)["properties"]["role"] == "Patient"
     assert page.evaluate("() => window.errors") == []
+
+
+def test_a_call_made_as_the_page_goes_away_still_arrives(
+    setup: Setup, browser: BrowserContext
+) -> None:
+    # Calls wait a minute to share a request: only leaving the page sends them sooner.
+    page, _ = open_page(browser, setup, delay="60000")
+    email = uniq_email()
+    page.evaluate(
+        "([e, h]) => groove.widget.identifyContact('contact_email', e, h)",
+        [email, user_hash(email)],
+    )
+    drain(page)
+    # The page leaves at once: the send starts on pagehide, with keepalive, and outlives the
+    # document.
+    page.evaluate(
+        """(next) => {
+          groove.widget.setContact({contact_role: 'Leaving'});
+          location.replace(next);
+        }""",
+        setup.pages.other_origin + "/",
+    )
+    until(
+        page,
+        lambda: setup.gateway.contact(email)["properties"].get("role") == "Leaving",
+        "the call made while leaving reached the contact",
+    )
 
 
 def test_a_forgotten_session_is_minted_again_and_bound_again(

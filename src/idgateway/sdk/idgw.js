@@ -14,14 +14,14 @@
   const VERSION = "1.0.0";
   const BATCH_CALLS = 50; // the gateway takes up to 100 calls per request
   const BATCH_BYTES = 24576; // under max_body_bytes (32 KiB default) and keepalive's 64 KiB
-  const GATHER_MS = 30; // calls made together (a burst of sets, then identify) share a request
+  const GATHER_MS = 30; // default wait so that calls made together share a request
   const MAX_BACKOFF_MS = 60000;
   const LEASE_MS = 15000; // one tab flushes at a time; a dead tab's lease runs out
   const w = window;
   const script = document.currentScript;
   const tab = Math.random().toString(36).slice(2);
 
-  let cfg = null; // {url, key, onError}
+  let cfg = null; // {url, key, onError, batchDelay}
   let early = []; // calls made before init
   let memory = null; // state when localStorage is not available
   let timer = 0;
@@ -106,7 +106,7 @@
     timer = setTimeout(flush, Math.max(ms, retryAt - Date.now(), 0));
   };
   const soon = () => {
-    if (cfg) schedule(GATHER_MS);
+    if (cfg) schedule(cfg.batchDelay);
   };
 
   const request = async (method, path, body) => {
@@ -358,7 +358,15 @@
         throw new TypeError("idgw.init({key}) needs the tenant's publishable key");
       }
       let url = options.url || (script && script.src ? new URL(script.src).origin : "");
-      cfg = { url: String(url).replace(/\/+$/, ""), key: options.key, onError: options.onError };
+      const delay = Number(options.batchDelay);
+      cfg = {
+        url: String(url).replace(/\/+$/, ""),
+        key: options.key,
+        onError: options.onError,
+        // Smooch uploads "in batches at regular intervals": calls wait this long (ms) for
+        // company; hiding or leaving the page sends at once.
+        batchDelay: Number.isFinite(delay) && delay >= 0 ? delay : GATHER_MS,
+      };
       memory = null;
       halted = false;
       const calls = early;
