@@ -166,11 +166,12 @@
     }
   };
 
+  const utf8 = new TextEncoder();
   const batchOf = (queue) => {
     const out = [];
     let bytes = 12;
     for (const entry of queue) {
-      const size = JSON.stringify(entry.call).length + 1;
+      const size = utf8.encode(JSON.stringify(entry.call)).length + 1;
       if (out.length && (out.length >= BATCH_CALLS || bytes + size > BATCH_BYTES)) break;
       out.push(entry);
       bytes += size;
