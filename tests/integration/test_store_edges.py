@@ -164,8 +164,9 @@ def test_a_non_ascii_user_hash_is_refused_not_a_crash(gateway: RunningGateway) -
     from tests.conftest import VERIFIED_PUBLISHABLE
 
     with gateway.client(None, **{"X-Idgw-Key": VERIFIED_PUBLISHABLE}) as browser:
+        sid = browser.post("/v1/sessions").json()["id"]
         response = browser.post(
-            f"/v1/sessions/s{uniq('')}-000000/calls",
+            f"/v1/sessions/{sid}/calls",
             json={
                 "calls": [
                     {

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
+from idgateway.api._cors import is_session_path
 from idgateway.api._problems import PROBLEM_JSON, problem_body
 from idgateway.errors import Forbidden, GatewayError, Malformed
 
@@ -53,7 +54,7 @@ def authentication(app: ASGIApp, gateway: Gateway) -> ASGIApp:
         try:
             authorization = headers.get(b"authorization")
             publishable = headers.get(b"x-idgw-key")
-            sessions = scope["path"].startswith("/v1/sessions/")
+            sessions = is_session_path(scope["path"])
             principal = gateway.keys.authenticate(
                 authorization.decode("latin-1") if authorization is not None else None,
                 publishable.decode("latin-1") if publishable is not None else None,

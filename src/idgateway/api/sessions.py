@@ -23,8 +23,11 @@ from idgateway.model import (
     company_from_hash,
     contact_from_hash,
     format_epoch_ms,
+    new_session_id,
     now_ms,
 )
+from idgateway.service import session_ref
+from idgateway.store import SessionRef
 from idgateway.tenancy import Tenant
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
@@ -76,6 +79,19 @@ def session_view(session_id: str, fields: dict[bytes, bytes] | None, ttl_ms: int
     )
 
 
+def _publishable(request: Request[Any, Any, Any]) -> bool:
+    return bool(request.scope["state"]["principal"].kind == "publishable")
+
+
+@post("/", status_code=201, summary="Mint a browser session")
+async def mint_session(request: Request[Any, Any, Any], tenant: Tenant) -> SessionView:
+    """A new session whose id is ``s_`` + 144 random bits (SPEC §4.2): the only kind of id a
+    publishable key can use, so a session cannot be guessed or chosen by a browser."""
+    ref = SessionRef(new_session_id(), tenant.session_ttl_ms, "mint")
+    state = await gateway_of(request).records().calls(tenant.id, ref, [])
+    return session_view(ref.id, state.fields, tenant.session_ttl_ms)
+
+
 @post("/{session_id:str}/calls", status_code=200, summary="Apply Groove widget calls")
 async def session_calls(
     request: Request[Any, Any, Any],
@@ -84,6 +100,7 @@ async def session_calls(
     data: Annotated[CallsRequest, Body()],
 ) -> CallsResponse:
     sid = _session_id(session_id)
+    ref = session_ref(tenant, sid, publishable=_publishable(request))
     identity = tenant.config.identity
     calls = translate_calls(
         data,
@@ -91,7 +108,7 @@ async def session_calls(
         tenant.companies,
         identity_secret=identity.secret,
         verification=identity.verification,
-        publishable=request.scope["state"]["principal"].kind == "publishable",
+        publishable=_publishable(request),
     )
     if calls.unverified:
         raise Forbidden(
@@ -101,7 +118,7 @@ async def session_calls(
     if calls.violations:
         raise ValidationFailed(calls.violations)
     store = gateway_of(request).records()
-    state = await store.calls(tenant.id, sid, tenant.session_ttl_ms, calls.steps)
+    state = await store.calls(tenant.id, ref, calls.steps)
     return CallsResponse(
         session=session_view(sid, state.fields, tenant.session_ttl_ms),
         contact=contact_from_hash(state.contact.ulid, state.contact.stored)
@@ -120,6 +137,7 @@ async def get_session(
 ) -> SessionView:
     if not _SESSION_ID.match(session_id):
         raise NotFound("no such session")
+    session_ref(tenant, session_id, publishable=_publishable(request))
     found = await gateway_of(request).records().session(tenant.id, session_id)
     if found is None:
         raise NotFound("no such session")
@@ -132,17 +150,14 @@ async def logout(
     request: Request[Any, Any, Any], tenant: Tenant, session_id: str
 ) -> Response[None]:
     sid = _session_id(session_id)
-    await (
-        gateway_of(request)
-        .records()
-        .calls(tenant.id, sid, tenant.session_ttl_ms, [{"op": "logout"}])
-    )
+    ref = session_ref(tenant, sid, publishable=_publishable(request))
+    await gateway_of(request).records().calls(tenant.id, ref, [{"op": "logout"}])
     return Response(None, status_code=204)
 
 
 sessions_router = Router(
     path="/v1/sessions",
-    route_handlers=[session_calls, get_session, logout],
+    route_handlers=[mint_session, session_calls, get_session, logout],
     dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
     tags=["sessions"],
 )

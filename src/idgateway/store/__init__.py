@@ -11,6 +11,8 @@ from idgateway.store._records import (
     RecordOp,
     RecordResult,
     RecordStore,
+    SessionMode,
+    SessionRef,
     SessionState,
     kind_field,
 )
@@ -25,6 +27,8 @@ __all__ = [
     "RecordResult",
     "RecordStore",
     "Scripts",
+    "SessionMode",
+    "SessionRef",
     "SessionState",
     "TenantKeys",
     "bucket",

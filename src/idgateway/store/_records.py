@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -58,7 +58,8 @@ def _raise_for(reply: list[Any], ns: Namespace) -> None:
             [Violation(p.decode(), c.decode(), m.decode()) for p, c, m in reply[1]]
         )
     if status == b"notfound":
-        raise NotFound(f"no such {'contact' if reply[1] == b'c' else 'company'}")
+        noun = {b"c": "contact", b"o": "company", b"s": "session"}.get(reply[1], "record")
+        raise NotFound(f"no such {noun}")
     raise RuntimeError(f"unexpected script reply {status!r}")
 
 
@@ -69,6 +70,22 @@ def _result(block: list[Any]) -> RecordResult:
         changed=list(block[2]),
         stored=_pairs(block[3]),
     )
+
+
+SessionMode = Literal["minted", "named", "mint"]
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    """A session a write uses: its id, TTL (ms) and how it may be used (SPEC §4.2):
+    ``minted`` must exist already, ``named`` starts with its first call, ``mint`` creates it."""
+
+    id: str
+    ttl_ms: int
+    mode: SessionMode
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "ttl": self.ttl_ms, "mode": self.mode}
 
 
 @dataclass(frozen=True)
@@ -113,7 +130,7 @@ class RecordStore:
         ops: list[RecordOp],
         *,
         link: bool = False,
-        session: tuple[str, int] | None = None,
+        session: SessionRef | None = None,
     ) -> list[RecordResult]:
         """Resolve, check and write every op in one script call (companies first).
 
@@ -123,8 +140,8 @@ class RecordStore:
                 field is missing on create.
             NotFound: an op's ``target`` does not exist.
 
-        ``session`` is ``(session id, ttl ms)``: its buffer is applied (the call's own values
-        win) and it is bound to the records, in the same step.
+        ``session``: its buffer is applied (the call's own values win) and it is bound to the
+        records, in the same step.
         """
         keys = TenantKeys(tenant)
         body: dict[str, Any] = {
@@ -133,18 +150,22 @@ class RecordStore:
             "records": [o.to_json() for o in ops],
         }
         if session is not None:
-            body["session"] = {"id": session[0], "ttl": session[1]}
+            body["session"] = session.to_json()
         reply = await self.scripts.upsert(keys=[keys.outbox], args=[keys.prefix, _encode(body)])
         if reply[0] != b"ok":
             _raise_for(reply, ops[-1].ns)
         return [_result(block) for block in reply[1:]]
 
     async def calls(
-        self, tenant: str, session_id: str, ttl_ms: int, steps: list[dict[str, Any]]
+        self, tenant: str, session: SessionRef, steps: list[dict[str, Any]]
     ) -> SessionState:
-        """Apply Groove widget calls (``calls.lua`` steps) to a session in one step."""
+        """Apply Groove widget calls (``calls.lua`` steps) to a session in one step.
+
+        Raises:
+            NotFound: the session may not be used (SPEC §4.2: unknown minted id).
+        """
         keys = TenantKeys(tenant)
-        body = {"now": str(now_ms()), "session": {"id": session_id, "ttl": ttl_ms}, "steps": steps}
+        body = {"now": str(now_ms()), "session": session.to_json(), "steps": steps}
         reply = await self.scripts.calls(keys=[keys.outbox], args=[keys.prefix, _encode(body)])
         if reply[0] != b"ok":
             last_ns = next((s["ns"] for s in reversed(steps) if "ns" in s), "c")

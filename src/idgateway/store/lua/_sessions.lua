@@ -67,6 +67,16 @@ local function touch_session(sk, ttl)
   if ct then o_expire(P .. 'cs:' .. ct, ttl) end
 end
 
+-- Whether a call may use the session (SPEC §4.2). `mode`: 'minted' (an `s_` id: it must
+-- exist, as only minting creates one), 'named' (a server-named id: its first call starts it),
+-- 'mint' (create it now: it must not exist yet).
+local function session_usable(sk, mode)
+  local exists = o_hget(sk, '_t') ~= nil
+  if mode == 'minted' then return exists end
+  if mode == 'mint' then return not exists end
+  return true
+end
+
 local function logout(sk, sid)
   local ct = o_hget(sk, '_ct')
   if ct then o_hdel(P .. 'cs:' .. ct, sid) end

@@ -1,15 +1,18 @@
 -- A list of Groove widget calls on one session, in order, all-or-nothing (SPEC §4.2, §5.4).
 -- KEYS[1]: outbox; ARGV[1]: key prefix; ARGV[2]: JSON request
---   {now, session: {id, ttl}, steps: [step, ...]}
+--   {now, session: {id, ttl, mode}, steps: [step, ...]}
+--   mode: 'minted' | 'named' | 'mint' (see session_usable); with 'mint' and no steps the
+--   session is created
 --   step = {op = 'set', ns, record op fields}            setContact / setCompany
 --        | {op = 'identify', ns, record op fields}       identifyContact / identifyCompany
 --        | {op = 'logout'}
 -- Reply: {'ok', session hgetall | false, contact block | false, company block | false}
---        or 'invalid' / 'conflict' as upsert.lua
+--        {'notfound', 's'} when the session may not be used; 'invalid' / 'conflict' as upsert.lua
 local E = {violations = {}, conflicts = {}}
 local sid, ttl = REQ.session.id, REQ.session.ttl
 local sk = session_key(sid)
 local alive = true
+if not session_usable(sk, REQ.session.mode) then return {'notfound', 's'} end
 
 for _, step in ipairs(REQ.steps) do
   if step.op == 'logout' then

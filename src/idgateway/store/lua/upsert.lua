@@ -8,7 +8,8 @@
 --         required: [[hfield, path]], spec: [[hfield, kind, is_list]],
 --         on_create?: {hfield: json} set only when the record is created}
 --   check: resolve and run the stored-state checks only; never writes
---   session: apply the session's buffer to the records (the call's own values win), bind it
+--   session: {id, ttl, mode}: apply the session's buffer to the records (the call's own values
+--   win), bind it; mode as in calls.lua
 -- Reply: {'ok', block...} with block = {id, created, changed, hgetall}
 --        {'conflict', [[path, kind, value, owner_id]]} | {'invalid', [[path, code, message]]}
 --        {'notfound', ns}
@@ -16,6 +17,7 @@ local E = {violations = {}, conflicts = {}}
 local results = {}
 local sess = REQ.session
 local sk = sess and session_key(sess.id)
+if sk and not REQ.check and not session_usable(sk, sess.mode) then return {'notfound', 's'} end
 
 for i, op in ipairs(REQ.records) do
   if sk then
