@@ -17,6 +17,8 @@ Proved here:
 - a reload between set and identify loses nothing (localStorage);
 - ``logout()`` clears the browser's state and deletes the session on the gateway;
 - a 403 for a missing ``user_hash`` reaches ``onError`` and the console, and is not retried;
+- 503 and 429 are retried, after ``Retry-After`` (a relay in front of the gateway injects them);
+- a call made as the page goes away still arrives (``pagehide`` flush with ``keepalive``);
 - a session the gateway forgot (404) is replaced by a new one, bound again, calls resent;
 - a page from an origin not in ``allowed_origins`` gets nothing through;
 - the Gist and Smooch shims map onto the same calls.
