@@ -179,6 +179,24 @@ key = "{verified_publishable}"
 [identity]
 verification = "required"
 secret = "{verified_identity_secret}"
+
+[[fields.contact]]
+key = "customer_number"
+type = "text"
+unique = true
+
+[[fields.contact]]
+key = "plan"
+type = "text"
+
+[[fields.contact]]
+key = "home_address"
+type = "address"
+
+[[fields.company]]
+key = "vat"
+type = "text"
+unique = true
 """
 
 OTHER_TOML = """

@@ -69,6 +69,7 @@ def test_contact_standard_fields() -> None:
 def test_company_standard_fields() -> None:
     fields = build_registry(tenant(), "company").fields
     assert {k: (f.type, f.index_kind, f.is_list) for k, f in fields.items()} == {
+        "external_id": ("external_id", "x", False),
         "domain": ("domain", "d", False),
         "secondary_domains": ("domain_list", "d", True),
         "facebook": ("handle", "f", False),
@@ -82,14 +83,14 @@ def test_company_standard_fields() -> None:
 
 def test_identifying_fields_match_spec() -> None:
     # §2.3: contacts by external_id, email, secondary_emails, phone, facebook, twitter;
-    # companies by domain, secondary_domains, facebook, twitter, linkedin.
+    # companies by external_id, domain, secondary_domains, facebook, twitter, linkedin.
     contact = build_registry(tenant(), "contact").fields
     company = build_registry(tenant(), "company").fields
     assert {k for k, f in contact.items() if f.identifying} == {
         "external_id", "email", "secondary_emails", "phone", "facebook", "twitter"
     }  # fmt: skip
     assert {k for k, f in company.items() if f.identifying} == {
-        "domain", "secondary_domains", "facebook", "twitter", "linkedin"
+        "external_id", "domain", "secondary_domains", "facebook", "twitter", "linkedin"
     }  # fmt: skip
 
 

@@ -217,7 +217,6 @@ def test_null_on_an_unknown_key_unsets_it_without_fixing_a_type() -> None:
         ("nickname", "Freddy", "text", "Freddy"),
         ("zip_code", "01234", "text", "01234"),
         ("beta", True, "boolean", True),
-        ("beta_at", False, "boolean", False),
         ("trial_ends_at", "2024-01-01T00:00:00+02:00", "datetime", "2023-12-31T22:00:00Z"),
         ("last_login_at", 1444348331, "datetime", "2015-10-08T23:52:11Z"),
         # keys are case-sensitive: "Plan" is not the declared dropdown "plan"
@@ -231,6 +230,22 @@ def test_infer_accepts_an_unknown_scalar_and_records_its_type(
     assert violations == []
     assert stored(change) == {f"p.{key}": kept}
     assert change.infer == [(f"p.{key}", type_, f"$.{key}")]
+
+
+@pytest.mark.parametrize("value", [False, True, {"at": 1}, ["2024-01-01"]])
+def test_an_at_key_infers_only_a_datetime(value: Any) -> None:
+    """SPEC §3.3: a `*_at` key's type is datetime; a boolean (or anything but a date-time)
+    as its first value is a violation, never the type of the key for the whole tenant."""
+    change, violations = run(CONTACTS, {"beta_at": value})
+    assert [(v.path, v.code) for v in violations] == [("$.beta_at", "type")]
+    assert change.infer == []
+    assert stored(change) == {}
+
+
+@pytest.mark.parametrize("value", ["tomorrow", "2024-13-01T00:00:00Z"])
+def test_an_at_key_with_a_string_that_is_no_datetime_is_a_violation(value: str) -> None:
+    _change, violations = run(CONTACTS, {"beta_at": value})
+    assert [(v.path, v.code) for v in violations] == [("$.beta_at", "datetime")]
 
 
 def test_infer_lists_one_entry_per_unknown_key() -> None:
@@ -598,3 +613,67 @@ def test_tags_mode_add_leaves_custom_tags_fields_alone() -> None:
     assert violations == []
     assert stored(change) == {"p.labels": ["a", "b"]}
     assert change.tags_add is None
+
+
+# --- identifier hygiene (SPEC §2.3: nothing invisible tells two identities apart) ------------
+
+INVISIBLE = ["\x00", "\x07", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u202e", "\u2066"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=[f"U+{ord(c):04X}" for c in INVISIBLE])
+@pytest.mark.parametrize(
+    ("registry", "key", "value"),
+    [
+        (CONTACTS, "external_id", "user{}777"),
+        (CONTACTS, "email", "alice{}@example.com"),
+        (CONTACTS, "secondary_emails", ["bob@example.com", "alice{}@example.com"]),
+        (CONTACTS, "phone", "+1555823{}4312"),
+        (CONTACTS, "twitter", "fred{}"),
+        (CONTACTS, "customer_number", "CN-{}777"),
+        (COMPANIES, "domain", "exam{}ple.com"),
+        (COMPANIES, "external_id", "acct{}1"),
+        (COMPANIES, "vat", "{}DE123"),
+    ],
+)
+def test_an_identifier_holding_an_invisible_character_is_invalid(
+    registry: Registry, key: str, value: Any, char: str
+) -> None:
+    given = [v.format(char) for v in value] if isinstance(value, list) else value.format(char)
+    change, violations = run(registry, {key: given})
+    assert [(v.path, v.code) for v in violations] == [(f"$.{key}", "invalid_identifier")]
+    assert change.lookups == []
+
+
+@pytest.mark.parametrize("value", [" user-777", "user-777 ", "\tuser-777", "user-777\u00a0"])
+def test_a_padded_external_id_is_invalid(value: str) -> None:
+    _change, violations = run(CONTACTS, {"external_id": value})
+    assert [(v.path, v.code) for v in violations] == [("$.external_id", "invalid_identifier")]
+
+
+def test_other_identifiers_are_trimmed_as_before() -> None:
+    change, violations = run(CONTACTS, {"email": "  Alice@Example.com ", "twitter": " @Fred "})
+    assert violations == []
+    assert ("e", "alice@example.com", "$.email") in change.lookups
+    assert ("t", "fred", "$.twitter") in change.lookups
+
+
+def test_invisible_characters_in_a_non_identifying_field_are_kept() -> None:
+    change, violations = run(CONTACTS, {"first_name": "Zoe\u200d"})
+    assert violations == []
+    assert json.loads(change.sets["first_name"]) == "Zoe\u200d"
+
+
+@given(
+    st.text(min_size=1, max_size=20),
+    st.sampled_from(
+        [c for c in map(chr, range(0x3000)) if unicodedata.category(c) in ("Cc", "Cf")]
+    ),
+    st.integers(min_value=0, max_value=20),
+)
+def test_no_identifier_with_a_control_or_format_character_is_ever_accepted(
+    text: str, char: str, at: int
+) -> None:
+    value = text[:at] + char + text[at:]
+    change, violations = run(CONTACTS, {"customer_number": value})
+    assert change.lookups == []
+    assert violations

@@ -17,6 +17,7 @@ import structlog
 from idgateway.api._cors import is_session_path
 from idgateway.api._problems import PROBLEM_JSON, problem_body
 from idgateway.errors import Forbidden, GatewayError, Malformed
+from idgateway.metrics import count_refusal
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -65,11 +66,12 @@ def authentication(app: ASGIApp, gateway: Gateway) -> ASGIApp:
             if sessions and principal.kind == "publishable" and origin is not None:
                 allowed = gateway.tenant(principal.tenant_id).config.allowed_origins
                 if origin.decode("latin-1") not in allowed:
-                    raise Forbidden("this origin is not allowed for this key")
+                    raise Forbidden("this origin is not allowed for this key", reason="origin")
             problem = _json_body_problem(scope["method"], headers.get(b"content-type"))
             if problem is not None:
                 raise problem
         except GatewayError as exc:
+            count_refusal(exc)
             await send(
                 {
                     "type": "http.response.start",

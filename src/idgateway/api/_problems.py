@@ -25,6 +25,7 @@ from idgateway.errors import (
     TooLarge,
     Unavailable,
 )
+from idgateway.metrics import count_refusal
 
 log = structlog.get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -110,6 +111,7 @@ def translate(exc: Exception) -> GatewayError:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     err = translate(exc)
+    count_refusal(err)
     expected = (
         GatewayError,
         HTTPException,

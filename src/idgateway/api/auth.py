@@ -61,14 +61,25 @@ class KeyRing:
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthorized("use `Authorization: Bearer <secret key>`")
+                raise Unauthorized("use `Authorization: Bearer <secret key>`", reason="bad_scheme")
             principal = self.find(token.strip())
         elif publishable is not None:
             principal = self.find(publishable.strip())
+            # SPEC §5.1: keys travel only where they belong; a secret key in a header meant
+            # for browsers has leaked into one, and is refused rather than honoured.
+            if principal is not None and principal.kind != "publishable":
+                raise Unauthorized(
+                    "X-Idgw-Key takes publishable keys only; send a secret key as "
+                    "`Authorization: Bearer <key>`",
+                    reason="misplaced_key",
+                )
         else:
-            raise Unauthorized("an API key is required")
+            raise Unauthorized("an API key is required", reason="missing_key")
         if principal is None:
-            raise Unauthorized("unknown API key")
+            raise Unauthorized("unknown API key", reason="unknown_key")
         if principal.kind == "publishable" and not allow_publishable:
-            raise Forbidden("a publishable key cannot call this endpoint; use a secret key")
+            raise Forbidden(
+                "a publishable key cannot call this endpoint; use a secret key",
+                reason="publishable_on_secret",
+            )
         return principal

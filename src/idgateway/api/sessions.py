@@ -113,7 +113,23 @@ async def session_calls(
     if calls.unverified:
         raise Forbidden(
             "identity verification failed: `user_hash` is missing or wrong",
+            reason="user_hash",
             paths=calls.unverified,
+        )
+    if calls.claims:
+        raise Forbidden(
+            "a publishable key cannot set an identifying field: identify with "
+            "identifyContact / identifyCompany and a `user_hash`, or set it from your server",
+            reason="identifier_claim",
+            paths=calls.claims,
+            errors=[
+                {
+                    "path": path,
+                    "code": "identifier_claim",
+                    "message": "an identifying field needs proof (SPEC §5.1)",
+                }
+                for path in calls.claims
+            ],
         )
     if calls.violations:
         raise ValidationFailed(calls.violations)

@@ -79,6 +79,8 @@ class TranslatedCalls:
     violations: list[Violation] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)  # paths of identify calls failing user_hash
+    # Paths of identifying fields a publishable key tried to set without proof (SPEC §5.1).
+    claims: list[str] = field(default_factory=list)
 
 
 def user_hash_ok(secret: str, raw: Any, normalised: str, given: str) -> bool:
@@ -98,13 +100,22 @@ def _set_step(
     props: dict[str, Any],
     base: str,
     out: TranslatedCalls,
+    *,
+    proof_needed: bool,
 ) -> None:
+    """A ``setContact`` / ``setCompany``. With ``proof_needed`` (a publishable key under
+    required verification) an identifying field is a claim nobody proved: it is listed in
+    ``out.claims`` and the call is refused, whatever its value (null included)."""
     prefix = "contact_" if ns == "c" else "company_"
     inputs: list[FieldInput] = []
     for name, value in props.items():
         key = name[len(prefix) :] if name.startswith(prefix) else None
         if not key or key in READ_ONLY[registry.entity]:
             out.discarded.append(name)
+            continue
+        spec = registry.fields.get(key)
+        if proof_needed and spec is not None and spec.identifying:
+            out.claims.append(child(base, name))
             continue
         inputs.append(FieldInput(key, value, child(base, name), name=name))
     change, found = validate(registry, inputs, unknown="discard")
@@ -160,12 +171,16 @@ def translate_calls(
     publishable: bool,
 ) -> TranslatedCalls:
     out = TranslatedCalls()
+    # SPEC §5.1: only a server or a verified identify can claim an identifier.
+    proof = publishable and verification == "required"
     for i, call in enumerate(req.calls):
         base = f"$.calls[{i}]"
         if isinstance(call, SetContact):
-            _set_step("c", contacts, call.properties, f"{base}.properties", out)
+            _set_step("c", contacts, call.properties, f"{base}.properties", out, proof_needed=proof)
         elif isinstance(call, SetCompany):
-            _set_step("o", companies, call.properties, f"{base}.properties", out)
+            _set_step(
+                "o", companies, call.properties, f"{base}.properties", out, proof_needed=proof
+            )
         elif isinstance(call, IdentifyContact | IdentifyCompany):
             # SPEC §5.1 asks it of identifyContact; companies are held to the same rule, or a
             # browser could bind (and set fields on) any company by its domain.

@@ -63,6 +63,7 @@ _CONTACT_STANDARD: tuple[tuple[str, str, str | None, bool], ...] = (
     ("tags", "tags", None, False),
 )
 _COMPANY_STANDARD: tuple[tuple[str, str, str | None, bool], ...] = (
+    ("external_id", "external_id", "x", False),  # the app's own account id (Segment groupId)
     ("domain", "domain", "d", False),
     ("secondary_domains", "domain_list", "d", True),
     ("facebook", "handle", "f", False),

@@ -36,6 +36,7 @@ class Contact(msgspec.Struct, kw_only=True):
 
 class Company(msgspec.Struct, kw_only=True):
     id: str
+    external_id: str | None = None
     domain: str | None = None
     secondary_domains: list[str] = msgspec.field(default_factory=list)
     facebook: str | None = None

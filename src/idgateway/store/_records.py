@@ -53,6 +53,8 @@ def _raise_for(reply: list[Any], ns: Namespace) -> None:
     status = reply[0]
     if status == b"conflict":
         raise _conflict(reply[1], ns)
+    if status == b"mismatch":
+        raise _mismatch(reply[1], ns)
     if status == b"invalid":
         raise ValidationFailed(
             [Violation(p.decode(), c.decode(), m.decode()) for p, c, m in reply[1]]
@@ -97,6 +99,21 @@ class SessionState:
     company: RecordResult | None
 
 
+def _mismatch(rows: list[list[bytes]], ns: Namespace) -> IdentityConflict:
+    """SPEC §4.1: the call's other identifiers name a record anchored to another user id."""
+    noun = "contact" if ns == "c" else "company"
+    anchor = rows[0][1].decode()
+    return IdentityConflict(
+        f"the identifiers of this call belong to a {noun} whose external_id is {anchor!r}; "
+        "an external id is never rewritten by a match on another identifier",
+        code="external_id_mismatch",
+        conflicts=[
+            {"path": path, "field": "external_id", "value": anchor, "record_id": owner}
+            for path, anchor, owner in ((r[0].decode(), r[1].decode(), r[2].decode()) for r in rows)
+        ],
+    )
+
+
 def _conflict(rows: list[list[bytes]], ns: Namespace) -> IdentityConflict:
     noun = "contact" if ns == "c" else "company"
     conflicts = [
@@ -113,6 +130,7 @@ def _conflict(rows: list[list[bytes]], ns: Namespace) -> IdentityConflict:
         f"the identifying values of this call belong to {len(owners)} different records"
         if len(owners) > 1
         else f"a value of this call belongs to another {noun}",
+        code="identity_conflict",
         conflicts=conflicts,
     )
 

@@ -121,7 +121,8 @@ local function commit()
 end
 
 -- Apply one record op (see upsert.lua for its fields). Problems go to E.violations /
--- E.conflicts; returns {ns, id, created} or nil (and 'notfound' when a target is missing).
+-- E.conflicts / E.mismatches; returns {ns, id, created} or nil (and 'notfound' when a target
+-- is missing).
 -- With `check`, only resolution and the stored-state checks run; nothing is staged.
 local function apply_record(op, E, check)
   local ns = op.ns
@@ -188,6 +189,15 @@ local function apply_record(op, E, check)
   end
   for hf, v in pairs(op.set) do sets[hf] = v; unset[hf] = nil end
   for _, hf in ipairs(op.unset) do sets[hf] = nil; unset[hf] = true end
+  -- SPEC §4.1: external_id anchors a record. A record found by other identifiers (or bound
+  -- to a session) keeps the app's user id it has: a call naming another one is refused.
+  local anchor = old['external_id']
+  if anchor and (unset['external_id'] or (sets['external_id'] and sets['external_id'] ~= anchor)) then
+    local path = '$'
+    for _, l in ipairs(op.lookups) do if l[1] == 'x' then path = l[3] end end
+    table.insert(E.mismatches, {path, cjson.decode(anchor), PREFIX_OF[ns] .. id})
+    return nil
+  end
   local writes, dels, changed = {}, {}, {}
   for hf, v in pairs(sets) do
     if old[hf] ~= v then writes[hf] = v; table.insert(changed, hf) end

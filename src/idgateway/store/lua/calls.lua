@@ -8,7 +8,7 @@
 --        | {op = 'logout'}
 -- Reply: {'ok', session hgetall | false, contact block | false, company block | false}
 --        {'notfound', 's'} when the session may not be used; 'invalid' / 'conflict' as upsert.lua
-local E = {violations = {}, conflicts = {}}
+local E = {violations = {}, conflicts = {}, mismatches = {}}
 local sid, ttl = REQ.session.id, REQ.session.ttl
 local sk = session_key(sid)
 local alive = true
@@ -60,11 +60,12 @@ for _, step in ipairs(REQ.steps) do
         end
       end
       local ct, co = o_hget(sk, '_ct'), o_hget(sk, '_co')
-      if ct and co and #E.violations == 0 and #E.conflicts == 0 then link(ct, co) end
+      if ct and co and #E.violations == 0 and #E.conflicts == 0 and #E.mismatches == 0 then link(ct, co) end
     end
   end
   if #E.violations > 0 then return {'invalid', E.violations} end
   if #E.conflicts > 0 then return {'conflict', E.conflicts} end
+  if #E.mismatches > 0 then return {'mismatch', E.mismatches} end
 end
 
 if alive then touch_session(sk, ttl) end

@@ -12,8 +12,9 @@
 --   win), bind it; mode as in calls.lua
 -- Reply: {'ok', block...} with block = {id, created, changed, hgetall}
 --        {'conflict', [[path, kind, value, owner_id]]} | {'invalid', [[path, code, message]]}
+--        {'mismatch', [[path, the record's external_id, record id]]} (SPEC §4.1)
 --        {'notfound', ns}
-local E = {violations = {}, conflicts = {}}
+local E = {violations = {}, conflicts = {}, mismatches = {}}
 local results = {}
 local sess = REQ.session
 local sk = sess and session_key(sess.id)
@@ -31,6 +32,7 @@ for i, op in ipairs(REQ.records) do
 end
 if REQ.check or #E.violations > 0 then return {'invalid', E.violations} end
 if #E.conflicts > 0 then return {'conflict', E.conflicts} end
+if #E.mismatches > 0 then return {'mismatch', E.mismatches} end
 
 if REQ.link and #results == 2 then link(results[2].id, results[1].id) end
 if sk then
