@@ -704,6 +704,30 @@ def test_a_call_made_as_the_page_goes_away_still_arrives(
     )
 
 
+def test_a_refused_value_is_dropped_alone_and_reported(
+    setup: Setup, browser: BrowserContext
+) -> None:
+    page, _ = open_page(browser, setup)
+    email = uniq_email()
+    page.evaluate(
+        """([e, h]) => {
+          groove.widget.identifyContact('contact_email', e, h);
+          groove.widget.setContact({contact_role: 'Envoy', contact_step: 'not a number'});
+        }""",
+        [email, user_hash(email)],
+    )
+    drain(page)
+    errors = page.evaluate("() => window.errors")
+    assert [(e["status"], e["calls"]) for e in errors] == [
+        (422, [{"op": "setContact", "properties": {"contact_step": "not a number"}}])
+    ]
+    assert errors[0]["problem"]["errors"][0]["path"] == "$.calls[1].properties.contact_step"
+    properties = setup.gateway.contact(email)["properties"]
+    assert properties["role"] == "Envoy"
+    assert "step" not in properties
+    assert "contact_step" not in page.evaluate("() => idgw.state().kept.c")
+
+
 def test_a_forgotten_session_is_minted_again_and_bound_again(
     setup: Setup, browser: BrowserContext
 ) -> None:
@@ -779,18 +803,23 @@ def test_gist_identify_maps_to_an_identify_by_email(setup: Setup, browser: Brows
     page.evaluate(
         """([e, h]) => gist.identify("12345", {
           email: e, name: "John Doe", plan: "Pro", active_accounts: 1872,
-          tags: "Free, popular", user_hash: h})""",
+          tags: "Free, popular", phone: "+15558234312", user_hash: h})""",
         [email, user_hash(email)],
     )
     drain(page)
+    # A phone is an identifier: a browser cannot claim it without proof. Only it is refused.
+    errors = page.evaluate("() => window.errors")
+    assert [(e["status"], e["calls"]) for e in errors] == [
+        (403, [{"op": "setContact", "properties": {"contact_phone": "+15558234312"}}])
+    ]
     contact = setup.gateway.contact(email)
+    assert contact["phone"] is None
     assert contact["name"] == "John Doe"
     assert contact["properties"]["plan"] == "Pro"
     assert contact["properties"]["active_accounts"] == 1872
     assert contact["tags"] == ["Free", "popular"]
     # A browser cannot prove a user id: it is linked from the app's server, never from here.
     assert contact["external_id"] is None
-    assert page.evaluate("() => window.errors") == []
 
 
 def test_smooch_update_user_maps_to_the_same_calls(setup: Setup, browser: BrowserContext) -> None:

@@ -179,19 +179,28 @@
     return out;
   };
 
-  // The calls a problem names ($.calls[3].user_hash, ...); none named means the whole batch.
-  const named = (problem, count) => {
+  // What a problem names: call index -> the property keys refused in it, or null for the
+  // whole call ($.calls[3].user_hash, $.calls[0].properties.contact_phone, ...). Nothing
+  // named means the whole batch.
+  const PATH = /^\$\.calls\[(\d+)\](?:\.properties(?:\.([A-Za-z_]\w*)|\['((?:[^'\\]|\\.)*)'\]))?/;
+  const named = (problem, calls) => {
     const paths = [];
     if (problem && Array.isArray(problem.paths)) paths.push(...problem.paths);
     if (problem && Array.isArray(problem.errors)) {
       for (const e of problem.errors) if (e && e.path) paths.push(e.path);
     }
-    const found = new Set();
+    const found = new Map();
     for (const p of paths) {
-      const m = /^\$\.calls\[(\d+)\]/.exec(String(p));
-      if (m && Number(m[1]) < count) found.add(Number(m[1]));
+      const m = PATH.exec(String(p));
+      if (!m || Number(m[1]) >= calls.length) continue;
+      const i = Number(m[1]);
+      const key = m[2] ?? (m[3] === undefined ? null : m[3].replace(/\\(.)/g, "$1"));
+      const props = calls[i].properties;
+      if (key === null || !props || !(key in props)) found.set(i, null);
+      else if (found.get(i) !== null) found.set(i, new Set([...(found.get(i) || []), key]));
     }
-    return found.size ? found : new Set([...Array(count).keys()]);
+    if (!found.size) calls.forEach((_, i) => found.set(i, null));
+    return found;
   };
 
   const kindOf = (op) =>
@@ -293,25 +302,45 @@
       return false;
     }
 
-    // Any other 4xx: the calls it names are dropped and reported, the rest are sent again.
-    const bad = named(r.data, calls.length);
-    const dropped = batch.filter((_, i) => bad.has(i));
-    const gone = new Set(dropped.map((e) => e.n));
+    // Any other 4xx: what it names (whole calls, or single properties of a set call) is
+    // dropped and reported; the rest is sent again.
+    const bad = named(r.data, calls);
+    const refused = [];
     mutate((t) => {
       const l = t.lanes.find((x) => x.id === lane.id);
-      if (!l) return;
-      l.queue = l.queue.filter((e) => !(sent.has(e.n) && gone.has(e.n)));
-      for (const e of dropped) {
+      const keep = [];
+      for (const e of l ? l.queue : []) {
+        const i = sent.has(e.n) ? batch.findIndex((b) => b.n === e.n) : -1;
+        if (!bad.has(i)) {
+          keep.push(e);
+          continue;
+        }
+        const keys = bad.get(i);
         const k = kindOf(e.call.op);
         // A refused identify is not the identity any more: the next one starts afresh.
         if (k && same(t.ident[k], e.call)) t.ident[k] = l.bound[k];
+        if (keys === null) {
+          refused.push(e.call);
+          continue;
+        }
+        const props = { ...e.call.properties };
+        const out = {};
+        for (const key of keys) {
+          out[key] = props[key];
+          delete props[key];
+          // Not kept either, or every later identify would send it again.
+          delete t.kept[e.call.op === "setCompany" ? "o" : "c"][key];
+        }
+        refused.push({ op: e.call.op, properties: out });
+        if (Object.keys(props).length) keep.push({ n: e.n, call: { ...e.call, properties: props } });
       }
+      if (l) l.queue = keep;
     });
     report({
       status: r.status,
       message: (r.data && (r.data.detail || r.data.title)) || "refused",
       problem: r.data,
-      calls: dropped.map((e) => e.call),
+      calls: refused,
     });
     return true;
   };
@@ -460,22 +489,15 @@
 
   // A browser cannot prove a user id, so `userId` is not sent: the contact is identified by
   // `email` with `user_hash` (HMAC of the email). Link the user id from the app's server.
-  const IDENTIFYING = new Set(["phone", "facebook", "twitter", "secondary_emails"]);
   const gistIdentify = (userId, props) => {
     if (!isObject(props) || typeof props.email !== "string" || !props.email) {
       return misuse("gist.identify(userId, props) needs props.email");
     }
-    const plain = {};
-    const own = [];
+    const set = {};
     for (const [k, v] of Object.entries(props)) {
-      if (k === "email" || k === "user_hash" || k === "overwrite_tags") continue;
-      // An identifying field goes in a call of its own: if the gateway refuses it (403), only
-      // that value is dropped.
-      if (IDENTIFYING.has(k)) own.push({ ["contact_" + k]: v });
-      else plain["contact_" + k] = v;
+      if (k !== "email" && k !== "user_hash" && k !== "overwrite_tags") set["contact_" + k] = v;
     }
-    if (Object.keys(plain).length) widget.setContact(plain);
-    for (const p of own) widget.setContact(p);
+    if (Object.keys(set).length) widget.setContact(set);
     widget.identifyContact("contact_email", props.email, props.user_hash);
   };
 
