@@ -32,6 +32,7 @@ from idgateway.api.deliveries import deliveries_router
 from idgateway.api.health import healthz, readyz
 from idgateway.api.profiles import profiles_router
 from idgateway.api.records import records_router
+from idgateway.api.sdk import sdk_script
 from idgateway.api.sessions import sessions_router
 from idgateway.delivery._collector import DeliveryCollector
 from idgateway.delivery._process import run_worker as run_delivery
@@ -135,6 +136,7 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             compat_router,
             deliveries_router,
             profiles_router,
+            sdk_script,
             MetricsController,
         ],
         dependencies=DEPENDENCIES,

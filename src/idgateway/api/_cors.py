@@ -77,7 +77,7 @@ def session_cors(app: ASGIApp, origins: frozenset[str]) -> ASGIApp:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"access-control-allow-origin", origin),
-                    (b"access-control-expose-headers", b"x-request-id"),
+                    (b"access-control-expose-headers", b"x-request-id, retry-after"),
                     (b"vary", b"origin"),
                 ]
             await send(message)
