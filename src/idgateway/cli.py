@@ -307,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlist = dsub.add_parser(
         "list", help="dead letters (default), queued or in-flight jobs", parents=[common]
     )
-    dlist.add_argument("--status", choices=["dead", "queued", "in_flight"], default="dead")
+    dlist.add_argument(
+        "--status", choices=["dead", "queued", "in_flight", "delivered"], default="dead"
+    )
     dlist.add_argument("--vendor")
     dlist.add_argument("--limit", type=int, default=100)
     dreplay = dsub.add_parser(

@@ -33,13 +33,15 @@ async def deliveries(
     request: Request[Any, Any, Any],
     tenant: Tenant,
     vendor: str | None = None,
-    status: Literal["dead", "queued", "in_flight"] = "dead",
+    status: Literal["dead", "queued", "in_flight", "delivered"] = "dead",
     cursor: str | None = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
 ) -> DeliveryPage:
     _vendor(tenant, vendor)
     if cursor is not None:
-        pattern = r"^\d{1,20}-\d{1,20}$" if status == "dead" else r"^\d{1,9}$"
+        pattern = {"dead": r"^\d{1,20}-\d{1,20}$", "delivered": r"^\d{1,20}$"}.get(
+            status, r"^\d{1,9}$"
+        )
         if not re.match(pattern, cursor):
             raise Malformed("`cursor` is the `next` value of the previous page")
     client = gateway_of(request).records().client

@@ -19,6 +19,7 @@ from idgateway.delivery._contract import (
     Outcome,
     Plan,
     Report,
+    ReturnMessage,
     SettingSpec,
     VendorRejected,
     VendorRequest,
@@ -34,7 +35,13 @@ from idgateway.delivery._registry import (
     settings_issues,
     vendors_dir,
 )
-from idgateway.delivery._shaping import flat_scalars, unix_seconds
+from idgateway.delivery._shaping import (
+    basic_auth,
+    flat_scalars,
+    identity_fields_as_properties,
+    iso_millis,
+    unix_seconds,
+)
 
 __all__ = [
     "CAPABILITY_OF",
@@ -52,15 +59,19 @@ __all__ = [
     "Outcome",
     "Plan",
     "Report",
+    "ReturnMessage",
     "SettingSpec",
     "VendorRejected",
     "VendorRequest",
     "VendorResponse",
+    "basic_auth",
     "dead_ids",
     "dry_run",
     "enable_vendor",
     "expect_ok",
     "flat_scalars",
+    "identity_fields_as_properties",
+    "iso_millis",
     "list_deliveries",
     "registry",
     "replay",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import msgspec
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from idgateway.store import Scripts
     from idgateway.tenancy import Tenant
 
-Status = Literal["dead", "queued", "in_flight"]
+Status = Literal["dead", "queued", "in_flight", "delivered"]
 _SECRET_HEADERS = ("authorization", "token", "secret", "api-key", "apikey", "x-key")
 
 
@@ -35,6 +35,8 @@ class DeliveryItem(msgspec.Struct):
     first_attempt_at: str | None
     next_attempt_at: str | None
     response_excerpt: str | None = None
+    # App Connect's returnMessage ``{message, messageType, ttl}`` when the adapter gave one
+    return_message: dict[str, Any] | None = None
 
 
 class DeliveryPage(msgspec.Struct):
@@ -99,6 +101,8 @@ async def list_deliveries(
                 break
         return DeliveryPage(items, last if len(items) == limit else None)
 
+    if status == "delivered":
+        return await _delivered(client, tenant, keys, vendor, cursor, limit)
     kind = "q" if status == "queued" else "f"
     offset = int(cursor or 0)
     items = []
@@ -130,6 +134,44 @@ async def list_deliveries(
         if vendor:
             more = len(entries) == limit
             return DeliveryPage(items, str(offset + limit) if more else None)
+    return DeliveryPage(items, None)
+
+
+async def _delivered(
+    client: Redis,
+    tenant: Tenant,
+    keys: TenantKeys,
+    vendor: str | None,
+    cursor: str | None,
+    limit: int,
+) -> DeliveryPage:
+    """The last delivery of each record that carried a return message (``notes:<vendor>``),
+    paged with HSCAN (one vendor) or the first page of each vendor."""
+    items: list[DeliveryItem] = []
+    position = int(cursor or 0)
+    for name in [vendor] if vendor else vendor_names(tenant):
+        position, found = await client.hscan(
+            keys.vendor_key("notes", name), position if vendor else 0, count=limit
+        )
+        for rec, raw in cast("dict[bytes, bytes]", found).items():
+            note = msgspec.json.decode(raw)
+            items.append(
+                DeliveryItem(
+                    id=note.get("id"),
+                    vendor=name,
+                    event=note.get("event", "contact.upserted"),
+                    record_id=rec.decode(),
+                    status="delivered",
+                    attempts=int(note.get("attempts") or 0),
+                    last_status=None,
+                    last_error=None,
+                    first_attempt_at=_ts(note.get("first_attempt_at")),
+                    next_attempt_at=None,
+                    return_message=note.get("return_message"),
+                )
+            )
+        if vendor:
+            return DeliveryPage(items, str(position) if position else None)
     return DeliveryPage(items, None)
 
 
@@ -184,6 +226,7 @@ def dry_run(
     )
     requests: list[dict[str, Any]] = []
     note = None
+    return_message: dict[str, Any] | None = None
     if not adapter.supports(event.kind):
         note = f"{config.adapter} does not take {event.kind}"
     else:
@@ -210,8 +253,11 @@ def dry_run(
                 )
                 request = plan.send(VendorResponse(200, {}, b"{}"))
         except StopIteration as done:
-            if done.value is not None and done.value.message:
-                note = done.value.message
+            outcome = done.value
+            if outcome is not None and outcome.message:
+                note = outcome.message
+            if outcome is not None and outcome.return_message is not None:
+                return_message = outcome.return_message.to_json()
         except VendorRejected:
             note = "later requests depend on the vendor's answers"
     return {
@@ -222,4 +268,5 @@ def dry_run(
         "requests": requests,
         "reports": [dataclasses.asdict(r) for r in adapter.check(event)],
         "note": note,
+        "return_message": return_message,
     }

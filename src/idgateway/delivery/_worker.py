@@ -102,6 +102,7 @@ class Result:
     dead: list[str] | None = None
     delivery_id: str | None = None
     token: str = ""  # the lease token of the claim this result belongs to
+    note: bytes | None = None  # ok: the delivery summary with the adapter's return message
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rec": self.rec, "token": self.token, "outcome": self.outcome}
@@ -118,6 +119,8 @@ class Result:
         if self.dead is not None:
             out["dead"] = self.dead
             out["id"] = self.delivery_id
+        if self.note is not None:
+            out["note"] = self.note.decode()
         return out
 
 
@@ -401,12 +404,27 @@ class Lane:
             DELIVERY_SECONDS.labels(self.vendor).observe(time.perf_counter() - started)
         if outcome.message:
             log.info("delivered", vendor=self.vendor, record=rec, message=outcome.message)
+        note = None
+        if outcome.return_message is not None:
+            # App Connect's returnMessage, kept on the delivery record (GET /v1/deliveries)
+            note = _encode(
+                {
+                    "id": event.delivery_id,
+                    "event": event.kind,
+                    "version": event.version,
+                    "attempts": state.attempts,
+                    "first_attempt_at": state.first_attempt_at,
+                    "delivered_at": now_ms(),
+                    "return_message": outcome.return_message.to_json(),
+                }
+            )
         return Result(
             rec,
             "ok",
             version=event.version,
             ref=outcome.vendor_ref,
             deleted=event.kind == "contact.deleted",
+            note=note,
         )
 
     async def _execute(self, event: DeliveryEvent) -> Outcome:

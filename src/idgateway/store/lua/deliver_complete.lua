@@ -1,7 +1,8 @@
 -- Record the outcome of deliveries of one vendor. KEYS[1]: outbox
 -- ARGV: prefix, vendor, (unused), coalescing window ms, results JSON:
 --   [{rec, token, outcome: ok|skip|retry|dead|disabled|release, version?, ref?, deleted?,
---     job?: JSON text (retry), delay?: ms (retry), dead?: [field, value, ...], id?}]
+--     job?: JSON text (retry), delay?: ms (retry), dead?: [field, value, ...], id?,
+--     note?: JSON text (ok: the delivery with the adapter's return message)}]
 -- A result whose lease token is no longer current is dropped: its lease ran out and another
 -- worker owns the job now.
 -- ok: the version is delivered (a vendor ref is kept on the record without a version bump);
@@ -23,6 +24,13 @@ for _, r in ipairs(cjson.decode(ARGV[5])) do
       redis.call('HDEL', jobs, rec)
       if r.outcome == 'ok' then
         if r.deleted then redis.call('HDEL', dv, rec) else redis.call('HSET', dv, rec, r.version) end
+        -- the last delivery that carried a return message (GET /v1/deliveries?status=delivered);
+        -- an erased record keeps none
+        if r.deleted then
+          redis.call('HDEL', P .. 'notes:' .. vendor, rec)
+        elseif r.note then
+          redis.call('HSET', P .. 'notes:' .. vendor, rec, r.note)
+        end
         if r.ref then
           local ns, id = 'c', string.sub(rec, 3)
           if string.sub(rec, 1, 3) == 'co_' then ns, id = 'o', string.sub(rec, 4) end
