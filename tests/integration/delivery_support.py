@@ -28,6 +28,8 @@ from tests.emulators import (
     SUNSHINE,
     WEBHOOK_SECRET,
     VendorEmulator,
+)
+from tests.emulators import (
     emulator as new_emulator,
 )
 

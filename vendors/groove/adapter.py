@@ -33,8 +33,9 @@ class GrooveAdapter(Adapter):
         for key in ("first_name", "last_name", "facebook"):
             if record.get(key):
                 extra[key] = record[key]
-        if record.get("secondary_emails"):
-            extra["secondary_emails"] = ", ".join(record["secondary_emails"])
+        for key in ("secondary_emails", "tags"):
+            if record.get(key):
+                extra[key] = ", ".join(record[key])
         return flat_scalars({**extra, **record.get("properties", {})}, reports)
 
     def body(self, event: DeliveryEvent, reports: list[Report]) -> dict[str, Any]:
