@@ -196,7 +196,10 @@ class Sunshine(VendorModel):
             problem = flat_scalars_problem("metadata", metadata)
             if problem:
                 found.append(Rejection(400, "bad_request", problem))
-            elif metadata and len(json.dumps(metadata).encode()) > self.METADATA_BYTES:
+            elif (
+                metadata
+                and len(json.dumps(metadata, separators=(",", ":")).encode()) > self.METADATA_BYTES
+            ):
                 found.append(Rejection(400, "bad_request", "metadata is limited to 4KB"))
         return found
 
