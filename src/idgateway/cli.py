@@ -240,7 +240,10 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
                             item.status,
                             str(item.attempts),
                             str(item.last_status or "-"),
-                            (item.last_error or "-")[:60],
+                            # a delivered item shows the adapter's return message instead
+                            (item.last_error or (item.return_message or {}).get("message") or "-")[
+                                :60
+                            ],
                         )
                     )
                 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
