@@ -241,7 +241,10 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
                             item.status,
                             str(item.attempts),
                             str(item.last_status or "-"),
-                            (item.last_error or "-")[:60],
+                            # a delivered item shows the adapter's return message instead
+                            (item.last_error or (item.return_message or {}).get("message") or "-")[
+                                :60
+                            ],
                         )
                     )
                 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -307,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlist = dsub.add_parser(
         "list", help="dead letters (default), queued or in-flight jobs", parents=[common]
     )
-    dlist.add_argument("--status", choices=["dead", "queued", "in_flight"], default="dead")
+    dlist.add_argument(
+        "--status", choices=["dead", "queued", "in_flight", "delivered"], default="dead"
+    )
     dlist.add_argument("--vendor")
     dlist.add_argument("--limit", type=int, default=100)
     dreplay = dsub.add_parser(

@@ -28,7 +28,13 @@ from idgateway.delivery._registry import (
     settings_issues,
     vendors_dir,
 )
-from idgateway.delivery._shaping import flat_scalars, unix_seconds
+from idgateway.delivery._shaping import (
+    basic_auth,
+    flat_scalars,
+    identity_fields_as_properties,
+    iso_millis,
+    unix_seconds,
+)
 
 __all__ = [
     "CAPABILITY_OF",
@@ -53,11 +59,14 @@ __all__ = [
     "VendorRequest",
     "VendorResponse",
     "Verdict",
+    "basic_auth",
     "classify",
     "drive_plan",
     "dry_run",
     "expect_ok",
     "flat_scalars",
+    "identity_fields_as_properties",
+    "iso_millis",
     "list_deliveries",
     "registry",
     "settings_issues",

@@ -45,6 +45,8 @@ key                        type    holds
 ``…:lease:<vendor>``       hash    record id → lease token of its current claim
 ``…:leaseseq:<vendor>``    string  counter issuing lease tokens
 ``…:dv:<vendor>``          hash    record id → version last delivered
+``…:notes:<vendor>``       hash    record id → its last delivery that carried the adapter's
+                                   return message (JSON; App Connect ``returnMessage``)
 ``…:dead``                 stream  dead letters (vendor, event, record_id, attempts, …)
 ``…:deadix``               hash    delivery id → dead-letter stream id
 ``…:deadn``                hash    vendor → dead letters waiting

@@ -173,7 +173,8 @@ adapter = "smooch"
 [vendors.settings]
 base_url = "https://api.smooch.io"
 app_id = "5963c0d619a30a2e00de36b8"
-key = "${ACME_SMOOCH_KEY}"
+key_id = "app_5963c0d619a30a2e00de36b9"
+secret = "${ACME_SMOOCH_SECRET}"
 
 [profile]
 headline = "Billing"
@@ -190,7 +191,7 @@ def test_spec_section_8_example_loads(tmp_path: Path, monkeypatch: pytest.Monkey
         "ACME_SECRET_KEY": "sk_live_spec_example_0123456789",
         "ACME_IDENTITY_SECRET": "identity-secret",
         "ACME_GROOVE_TOKEN": "groove-token-0123456789abcdef",
-        "ACME_SMOOCH_KEY": "smooch-key",
+        "ACME_SMOOCH_SECRET": "smooch-secret",
         "ACME_PROFILE_TOKEN": "profile-token",
     }
     for name, value in env.items():
@@ -208,7 +209,7 @@ def test_spec_section_8_example_loads(tmp_path: Path, monkeypatch: pytest.Monkey
     assert acme.identity.verification == "required"
     assert acme.identity.secret == env["ACME_IDENTITY_SECRET"]
     assert acme.compat.groove_api_token == env["ACME_GROOVE_TOKEN"]
-    assert acme.vendors[0].settings["key"] == env["ACME_SMOOCH_KEY"]
+    assert acme.vendors[0].settings["secret"] == env["ACME_SMOOCH_SECRET"]
     assert acme.profile is not None
     assert acme.profile.api_token == env["ACME_PROFILE_TOKEN"]
     assert acme.profile.cache_ttl == pytest.approx(3600)
@@ -500,11 +501,16 @@ def test_unknown_key_in_tenant_file_is_an_error(tmp_path: Path, text: str, key_p
 
 SHIPPED_SETTINGS = {
     "smooch": (
-        'base_url = "https://api.smooch.io"\napp_id = "5963c0d619a30a2e00de36b8"\nkey = "k"\n'
+        'base_url = "https://api.smooch.io"\napp_id = "5963c0d619a30a2e00de36b8"\n'
+        'key_id = "app_5963c0d619a30a2e00de36b9"\nsecret = "s"\n'
+    ),
+    "sunshine": (
+        'base_url = "https://acme.zendesk.com/sc"\napp_id = "5963c0d619a30a2e00de36b8"\n'
+        'key_id = "app_5963c0d619a30a2e00de36b9"\nsecret = "s"\n'
     ),
     "gist": 'base_url = "https://api.getgist.com"\ntoken = "t"\n',
     "groove": 'base_url = "https://api.groovehq.com"\ntoken = "t"\n',
-    "crm": 'base_url = "https://crm.acme.test"\ntoken = "t"\ncontact_type = "cta"\n',
+    "pipedrive": 'base_url = "https://acme.pipedrive.com"\ntoken = "t"\ncontact_type = "person"\n',
     "webhook": (
         'url = "https://hooks.acme.test/idgw"\nsecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\n'
     ),
@@ -525,7 +531,7 @@ def test_every_shipped_adapter_with_its_spec_settings_loads(tmp_path: Path) -> N
 
     assert [v.adapter for v in acme.vendors] == [*SHIPPED_SETTINGS, "gist"]
     assert [v.enabled for v in acme.vendors] == [True] * len(SHIPPED_SETTINGS) + [False]
-    assert acme.vendors[3].settings["contact_type"] == "cta"
+    assert acme.vendors[4].settings["contact_type"] == "person"
 
 
 @pytest.mark.parametrize("adapter", sorted(SHIPPED_SETTINGS))
@@ -538,7 +544,7 @@ def test_unknown_setting_of_a_shipped_adapter_is_an_error(tmp_path: Path, adapte
 
 
 def test_missing_required_setting_of_a_shipped_adapter_is_an_error(tmp_path: Path) -> None:
-    settings = 'base_url = "https://api.smooch.io"\nkey = "k"\n'  # no app_id
+    settings = 'base_url = "https://api.smooch.io"\nkey_id = "app_1"\nsecret = "s"\n'  # no app_id
     path = make_tree(tmp_path, "", {"acme": tenant_toml(tables=vendor_table("smooch", settings))})
 
     issues = [i for i in issues_of(path) if same_file(i, tenant_file(tmp_path))]
@@ -860,7 +866,16 @@ def test_issue_text_names_file_and_path(tmp_path: Path) -> None:
     ("adapter", "settings", "key"),
     [
         pytest.param(
-            "crm", SHIPPED_SETTINGS["crm"].replace('"cta"', '"Lead"'), "contact_type", id="crm-type"
+            "pipedrive",
+            SHIPPED_SETTINGS["pipedrive"].replace('"person"', '"Lead"'),
+            "contact_type",
+            id="pipedrive-type",
+        ),
+        pytest.param(
+            "smooch",
+            SHIPPED_SETTINGS["smooch"].replace('"app_5963c0d619a30a2e00de36b9"', '"plain"'),
+            "key_id",
+            id="smooch-key-id",
         ),
         pytest.param(
             "webhook",
