@@ -7,7 +7,7 @@
   - ``REDIS_URL``: a disposable server (tests write to it);
   - otherwise an embedded Valkey started for the session.
   In both cluster modes :data:`CLUSTER` is true: write a gateway's ``[redis]`` table with
-  :func:`redis_toml` and make clients with :func:`sync_redis` / :func:`async_redis`, so the
+  :func:`redis_toml` and make clients with :func:`sync_redis` / :func:`open_store`, so the
   same tests run on both kinds of deployment.
 - ``gateway``: ``python -m idgateway serve`` as a subprocess on a free port, configured with
   the tenants written by :func:`write_config`, talking to ``redis_url``.
@@ -33,13 +33,11 @@ import httpx
 import pytest
 import redis
 
-from idgateway.store import EmbeddedValkey, connect, seed_urls
+from idgateway.store import EmbeddedValkey, Store, seed_urls
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-    from redis.asyncio import Redis as AsyncRedis
 
 # The suite runs against a Redis Cluster (see the module docstring).
 CLUSTER = bool(os.environ.get("REDIS_CLUSTER_URL")) or os.environ.get("IDGW_TEST_CLUSTER") == "1"
@@ -189,6 +187,24 @@ key = "{verified_publishable}"
 [identity]
 verification = "required"
 secret = "{verified_identity_secret}"
+
+[[fields.contact]]
+key = "customer_number"
+type = "text"
+unique = true
+
+[[fields.contact]]
+key = "plan"
+type = "text"
+
+[[fields.contact]]
+key = "home_address"
+type = "address"
+
+[[fields.company]]
+key = "vat"
+type = "text"
+unique = true
 """
 
 OTHER_TOML = """
@@ -255,9 +271,9 @@ def node_url(url: str, key: str) -> str:
         return f"redis://{node.host}:{node.port}"
 
 
-def async_redis(url: str, **options: object) -> AsyncRedis:
-    """The gateway's own asyncio client of the test Redis (``store.connect``)."""
-    return connect(url, cluster=CLUSTER, **options)
+async def open_store(url: str) -> Store:
+    """The gateway's own store on the test Redis (a cluster's in the cluster modes)."""
+    return await Store.open(url, cluster=CLUSTER)
 
 
 def free_port() -> int:

@@ -25,29 +25,24 @@ from prometheus_client import (
 from idgateway import __version__
 from idgateway.api._authn import authentication
 from idgateway.api._cors import session_cors
+from idgateway.api._deps import DEPENDENCIES, Gateway, Runtime
+from idgateway.api._limits import spend_before
 from idgateway.api._middleware import request_context
 from idgateway.api._problems import handle_exception
-from idgateway.api._state import Gateway
 from idgateway.api.auth import KeyRing
 from idgateway.api.compat import compat_router
 from idgateway.api.deliveries import deliveries_router
 from idgateway.api.health import healthz, readyz
 from idgateway.api.profiles import profiles_router
 from idgateway.api.records import records_router
+from idgateway.api.sdk import sdk_script
 from idgateway.api.sessions import sessions_router
 from idgateway.delivery._collector import DeliveryCollector
 from idgateway.delivery._process import run_worker as run_delivery
 from idgateway.net import GuardedClient
 from idgateway.profiles import ProfileService
 from idgateway.settings import Settings, load_settings
-from idgateway.store import (
-    RecordStore,
-    Scripts,
-    ServerKindMismatch,
-    connect,
-    wait_for_redis,
-    warm_up,
-)
+from idgateway.store import ServerKindMismatch, Store, wait_for_redis, warm_up
 from idgateway.tenancy import build_tenants
 
 if TYPE_CHECKING:
@@ -92,6 +87,20 @@ def _register_collector(settings: Settings, redis_url: str) -> None:
     _COLLECTORS["delivery"] = collector
 
 
+def build_gateway(settings: Settings) -> Gateway:
+    tenants = build_tenants(settings)
+    return Gateway(
+        settings=settings,
+        tenants=tenants,
+        keys=KeyRing(settings),
+        groove_tokens={
+            hashlib.sha256(t.config.compat.groove_api_token.encode()).digest(): t
+            for t in tenants.values()
+            if t.config.compat.groove_api_token
+        },
+    )
+
+
 def _stop_on_signal(stop: asyncio.Event) -> Callable[[], None]:
     """Set ``stop`` as soon as SIGTERM/SIGINT arrives, then let uvicorn's own handler run.
 
@@ -119,22 +128,21 @@ def _stop_on_signal(stop: asyncio.Event) -> Callable[[], None]:
     return restore
 
 
-async def _watch_redis(
-    gateway: Gateway, url: str, client: Any, scripts: Scripts, warm: bool, stop: asyncio.Event
-) -> None:
+async def _watch_redis(store: Store, settings: Settings, url: str, stop: asyncio.Event) -> None:
     """Once Redis answers (at once, usually): refuse a server of the wrong kind (every call
     answers 503 saying why; `idgateway serve` refuses to start on it when it answers at
     start), and warm a client that could not be warmed before serving."""
-    cluster = gateway.settings.gateway.redis.cluster
     try:
-        if not await wait_for_redis(url, cluster=cluster, stop=stop, role="api"):
+        if not await wait_for_redis(
+            url, cluster=settings.gateway.redis.cluster, stop=stop, role="api"
+        ):
             return
     except ServerKindMismatch as exc:
-        gateway.refusal = str(exc)
+        store.refusal = str(exc)
         log.error("wrong kind of redis: every call answers 503", error=str(exc))
         return
-    if not warm:
-        await warm_up(client, scripts=scripts)
+    if not store.warm:
+        store.warm = await warm_up(store.client, library=store.library)
 
 
 async def _deliver(settings: Settings, url: str, stop: asyncio.Event) -> None:
@@ -148,33 +156,23 @@ async def _deliver(settings: Settings, url: str, stop: asyncio.Event) -> None:
 def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) -> Litestar:
     """The gateway app for ``settings``, talking to the Redis at ``redis_url``; with
     ``run_worker`` a delivery worker runs in the app's process (``idgateway serve``)."""
-    gateway = Gateway(
-        settings=settings,
-        tenants=build_tenants(settings),
-        keys=KeyRing(settings),
-        redis_url=redis_url,
-    )
-    gateway.groove_tokens = {
-        hashlib.sha256(t.config.compat.groove_api_token.encode()).digest(): t
-        for t in gateway.tenants.values()
-        if t.config.compat.groove_api_token
-    }
+    gateway = build_gateway(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         redis = settings.gateway.redis
-        client = connect(redis_url, cluster=redis.cluster)
-        scripts = Scripts.register(client)
-        # Before the first request: a cold cluster client fails many concurrent first calls.
-        # A Redis that does not answer yet does not hold the start up for long: calls answer
-        # 503 meanwhile, and the watch below warms the client once it answers.
-        warm = await warm_up(client, scripts=scripts, attempts=3)
-        gateway.client = client
-        gateway.store = RecordStore(client, scripts, wait_replicas=redis.wait_replicas)
+        # Warmed before the first request (a cold cluster client fails many concurrent first
+        # calls); a Redis that does not answer yet does not hold the start up for long:
+        # calls answer 503 meanwhile, and the watch below warms the client once it answers.
+        store = await Store.open(
+            redis_url, cluster=redis.cluster, wait_replicas=redis.wait_replicas
+        )
         http = GuardedClient(timeout=settings.gateway.delivery.timeout)
-        gateway.profiles = ProfileService(client, http)
+        profiles = ProfileService(store.profiles, store.records, http)
+        app.state.runtime = Runtime(store=store, profiles=profiles, http=http)
+        app.state.store = store
         stop = asyncio.Event()
-        watch = asyncio.create_task(_watch_redis(gateway, redis_url, client, scripts, warm, stop))
+        watch = asyncio.create_task(_watch_redis(store, settings, redis_url, stop))
         worker = None
         restore_signals = _stop_on_signal(stop) if run_worker else (lambda: None)
         if run_worker:
@@ -188,10 +186,11 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
             restore_signals()
-            await gateway.profiles.close()
+            await profiles.close()
             await http.aclose()
-            gateway.store = None
-            await client.aclose()
+            app.state.runtime = None
+            app.state.store = None
+            await store.close()
 
     _register_collector(settings, redis_url)
     prometheus = PrometheusConfig(app_name="idgateway", prefix="idgw", group_path=True)
@@ -204,8 +203,11 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             compat_router,
             deliveries_router,
             profiles_router,
+            sdk_script,
             MetricsController,
         ],
+        dependencies=DEPENDENCIES,
+        before_request=spend_before,
         middleware=[prometheus.middleware],
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
@@ -217,6 +219,8 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
         logging_config=None,
     )
     app.state.gateway = gateway
+    app.state.runtime = None
+    app.state.store = None
     return app
 
 
@@ -227,7 +231,13 @@ def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
     origins = frozenset(o for t in settings.tenants.values() for o in t.allowed_origins)
     run_worker = os.environ.get("IDGW_NO_WORKER") != "1"
     app = create_app(settings, redis_url, run_worker=run_worker)
-    return request_context(session_cors(authentication(app, app.state.gateway), origins))
+
+    def store_of() -> Store | None:
+        store: Store | None = app.state.store
+        return store
+
+    authenticated = authentication(app, app.state.gateway, store_of)
+    return request_context(session_cors(authenticated, origins))
 
 
 def app_from_env() -> ASGIApp:

@@ -260,18 +260,19 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         return 1
     import asyncio
 
-    from idgateway.delivery import dead_ids, enable_vendor, list_deliveries, replay
-    from idgateway.store import Scripts, connect
+    from idgateway.delivery import list_deliveries
+    from idgateway.store import Store
     from idgateway.tenancy import Tenant
 
     tenant = Tenant.build(settings.tenants[tenant_id])
 
     async def main() -> int:
-        client = connect(url, cluster=settings.gateway.redis.cluster)
+        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
+        queues = store.deliveries
         try:
             if args.deliveries_command == "list":
                 page = await list_deliveries(
-                    client, tenant, status=args.status, vendor=args.vendor, limit=args.limit
+                    queues, tenant, status=args.status, vendor=args.vendor, limit=args.limit
                 )
                 rows = [
                     ("id", "vendor", "record", "status", "attempts", "last status", "last error")
@@ -285,7 +286,10 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
                             item.status,
                             str(item.attempts),
                             str(item.last_status or "-"),
-                            (item.last_error or "-")[:60],
+                            # a delivered item shows the adapter's return message instead
+                            (item.last_error or (item.return_message or {}).get("message") or "-")[
+                                :60
+                            ],
                         )
                     )
                 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -294,27 +298,26 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
                 print(f"{len(page.items)} deliveries ({args.status})")
                 return 0
             if args.deliveries_command == "replay":
-                scripts = Scripts.register(client)
                 ids = list(args.ids)
                 if args.all_dead:
-                    ids += await dead_ids(client, tenant.id, args.vendor)
+                    ids += await queues.dead_ids(tenant.id, args.vendor)
                 if not ids:
                     print("nothing to replay (give IDs or --all-dead)", file=sys.stderr)
                     return 1
                 missing = 0
                 for delivery in ids:
-                    done = await replay(scripts, tenant.id, delivery)
+                    done = await queues.replay(tenant.id, delivery)
                     if done is None:
                         missing += 1
                         print(f"{delivery}: no such dead delivery", file=sys.stderr)
                     else:
                         print(f"{delivery}: queued again for {done[0]} ({done[1]})")
                 return 1 if missing else 0
-            was = await enable_vendor(client, tenant.id, args.vendor)
+            was = await queues.clear_vendor_state(tenant.id, args.vendor)
             print(f"{args.vendor}: enabled" + ("" if was else " (it was not disabled)"))
             return 0
         finally:
-            await client.aclose()
+            await store.close()
 
     return asyncio.run(main())
 
@@ -352,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlist = dsub.add_parser(
         "list", help="dead letters (default), queued or in-flight jobs", parents=[common]
     )
-    dlist.add_argument("--status", choices=["dead", "queued", "in_flight"], default="dead")
+    dlist.add_argument(
+        "--status", choices=["dead", "queued", "in_flight", "delivered"], default="dead"
+    )
     dlist.add_argument("--vendor")
     dlist.add_argument("--limit", type=int, default=100)
     dreplay = dsub.add_parser(

@@ -9,6 +9,7 @@
      ├── IdentityConflict     409 /problems/identity-conflict
      ├── TooLarge             413 /problems/too-large
      ├── ValidationFailed     422 /problems/validation-failed
+     ├── RateLimited          429 /problems/rate-limited
      ├── WebhookFailed        502 /problems/webhook-failed
      └── Unavailable          503 /problems/unavailable
 
@@ -28,11 +29,13 @@ class GatewayError(Exception):
     type: ClassVar[str] = "/problems/internal"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, detail: str, **extensions: Any) -> None:
+    def __init__(self, detail: str, *, reason: str | None = None, **extensions: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
         self.headers: dict[str, str] = {}
+        # A machine word for metrics and logs (``unknown_key``, ``user_hash``); not shown.
+        self.reason = reason or type(self).__name__.lower()
 
 
 class Malformed(GatewayError):
@@ -73,6 +76,28 @@ class ValidationFailed(GatewayError):
             errors=[{"path": v.path, "code": v.code, "message": v.message} for v in violations],
         )
         self.violations = violations
+
+
+class RateLimited(GatewayError):
+    """Over a rate limit (SPEC §5.1). ``limit`` names which one (``key``, ``session``,
+    ``address``); ``Retry-After`` and the IETF draft's ``RateLimit-Policy`` / ``RateLimit``
+    headers say how much and when to come back."""
+
+    status, type, title = 429, "/problems/rate-limited", "Too many requests"
+
+    def __init__(self, limit: str, quota: int, window_s: int, retry_after_ms: int) -> None:
+        seconds = max(1, -(-retry_after_ms // 1000))  # whole seconds, rounded up
+        super().__init__(
+            f"over the {limit} rate limit ({quota} per {window_s} s); retry in {seconds} s",
+            reason=f"rate_limit_{limit}",
+        )
+        self.headers.update(
+            {
+                "Retry-After": str(seconds),
+                "RateLimit-Policy": f'"{limit}";q={quota};w={window_s}',
+                "RateLimit": f'"{limit}";r=0;t={seconds}',
+            }
+        )
 
 
 class WebhookFailed(GatewayError):

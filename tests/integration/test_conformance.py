@@ -197,6 +197,21 @@ CASES = all_cases()
 def test_case(gateway: RunningGateway, case: dict[str, Any]) -> None:
     tokens = {"u": uuid.uuid4().hex[:12], "n": f"{uuid.uuid4().int % 10**7:07d}"}
     with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        # `{sid}`, `{sid2}`: sessions minted for the case with the key its request uses, as a
+        # browser gets them (SPEC §4.2)
+        mint = {
+            "method": "POST",
+            "path": "/v1/sessions",
+            "key": case["request"].get("key", "secret"),
+            "headers": case["request"].get("headers", {}),
+        }
+        for name in ("sid", "sid2"):
+            if "{" + name + "}" in json.dumps(case):
+                minted = send(client, mint)
+                if minted.status_code != 201:  # the case is about a refused key: mint with acme's
+                    minted = send(client, {**mint, "key": "publishable", "headers": {}})
+                assert minted.status_code == 201, describe(mint, minted)
+                tokens[name] = minted.json()["id"]
         for step in case.get("setup", []):
             step = substitute(step, tokens)
             response = send(client, step)
@@ -245,7 +260,7 @@ def request_problems(request: Any, where: str) -> list[str]:
         if name in request and not isinstance(request[name], dict):
             problems.append(f"{where}.{name}: not an object")
     for name in request.get("save", {}) if isinstance(request.get("save"), dict) else ():
-        if not SAVED.match(name) or name in ("u", "n"):
+        if not SAVED.match(name) or name in ("u", "n", "sid", "sid2"):
             problems.append(f"{where}.save: bad name {name!r}")
     return problems
 

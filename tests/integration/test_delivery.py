@@ -27,7 +27,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import uniq, uniq_email
-from tests.emulators import Answer, Hang, Recorded, Reset, VendorEmulator
+from tests.emulators import SMOOCH, Answer, Hang, Recorded, Reset, VendorEmulator
 from tests.integration.delivery_support import WEBHOOK_SECRET, DeliveryGateway, delivery_gateway
 
 if TYPE_CHECKING:
@@ -155,15 +155,19 @@ def test_creates_updates_and_companies_reach_vendors_as_current_state(
         verify_signature(first)
         assert first.headers["idempotency-key"] == first.headers["webhook-id"]
 
-        put = smooch.wait_for(1)[0]
-        assert put.method == "PUT" and put.path == f"/v1.1/apps/app123/appusers/{user}"
-        assert put.json()["email"] == email and put.json()["givenName"] == "Fred"
+        # Smooch: not found, so pre-created with the app's user id (smooch-v1.md §3)
+        found, create = smooch.wait_for(2)[:2]
+        app = f"/v1.1/apps/{SMOOCH['app_id']}/appusers"
+        assert (found.method, found.path) == ("GET", f"{app}/{user}")
+        assert (create.method, create.path) == ("POST", app)
+        assert create.json()["userId"] == user
+        assert create.json()["email"] == email and create.json()["givenName"] == "Fred"
         # The appUser _id Smooch answers is kept as a vendor ref (without a new version).
         refs = wait_until(
             lambda: dg.api.get(f"/v1/contacts/{contact['id']}").json()["vendor_refs"].get("smooch"),
             what="vendor_refs.smooch",
         )
-        assert refs == f"smooch-{user}"
+        assert smooch.model.find(user)["_id"] == refs  # type: ignore[attr-defined]
 
         # An update: the vendor gets the record as it is now, with a new delivery id.
         dg.identify(user_id=user, traits={"first_name": "Wilma", "plan": "Pro"})
@@ -172,7 +176,8 @@ def test_creates_updates_and_companies_reach_vendors_as_current_state(
         assert data["first_name"] == "Wilma" and data["properties"]["plan"] == "Pro"
         assert data["email"] == email
         assert second.headers["idempotency-key"] != first.headers["idempotency-key"]
-        put2 = smooch.wait_for(2)[1]
+        put2 = smooch.wait_for(4)[3]
+        assert (put2.method, put2.path) == ("PUT", f"{app}/{refs}")
         assert put2.json()["givenName"] == "Wilma"
 
         # Companies: company.upserted reaches the adapters that take it (the webhook).
@@ -196,7 +201,11 @@ def test_deletes_reach_every_adapter_taking_contact_delete(tmp_path: Path, redis
         user, email = uniq("u"), uniq_email()
         contact = dg.identify(user_id=user, traits={"email": email})["contact"]
         for name in adapters:
-            dg.emulators[name].wait_for(1)
+            dg.emulators[name].wait_for(2 if name == "smooch" else 1)
+        wait_until(
+            lambda: dg.api.get(f"/v1/contacts/{contact['id']}").json()["vendor_refs"].get("smooch"),
+            what="vendor_refs.smooch",
+        )
         gist_ref = wait_until(
             lambda: dg.api.get(f"/v1/contacts/{contact['id']}").json()["vendor_refs"].get("gist"),
             what="vendor_refs.gist",
@@ -208,10 +217,13 @@ def test_deletes_reach_every_adapter_taking_contact_delete(tmp_path: Path, redis
         assert body["type"] == "contact.deleted"
         assert body["data"]["id"] == contact["id"]
         verify_signature(deleted)
-        smooch_delete = dg.emulators["smooch"].wait_for(2)[1]
+        smooch_delete = dg.emulators["smooch"].wait_for(3)[2]  # after GET and pre-create
         assert smooch_delete.method == "DELETE"
-        # SPEC §6: the delete uses the appUser _id Smooch returned (the emulator's "smooch-<user>")
-        assert smooch_delete.path == f"/v1.1/apps/app123/appusers/smooch-{user}"
+        # SPEC §6: the delete uses the appUser _id Smooch returned
+        ref = dg.emulators["smooch"].requests[1].json()["userId"]
+        assert ref == user
+        assert smooch_delete.path.startswith(f"/v1.1/apps/{SMOOCH['app_id']}/appusers/")
+        assert smooch_delete.path.rsplit("/", 1)[1] not in (user, contact["id"])
         # Gist deletes by the id it returned: the vendor ref is used for the delete.
         gist_delete = dg.emulators["gist"].wait_for(2)[1]
         assert gist_delete.method == "DELETE" and gist_delete.path == f"/contacts/{gist_ref}"
@@ -335,16 +347,16 @@ def test_cli_replay_all_dead_delivers_every_dead_letter(tmp_path: Path, redis_ur
 def test_410_disables_the_vendor_others_continue_and_enable_resumes(
     tmp_path: Path, redis_url: str
 ) -> None:
-    with delivery_gateway(tmp_path, redis_url, ["webhook", "smooch"]) as dg:
-        hook, smooch = dg.emulators["webhook"], dg.emulators["smooch"]
+    with delivery_gateway(tmp_path, redis_url, ["webhook", "groove"]) as dg:
+        hook, groove = dg.emulators["webhook"], dg.emulators["groove"]
         hook.fail(Answer(410, {"error": "gone"}))
         user_a = uniq("a")
         a = dg.identify(user_id=user_a, traits={"email": uniq_email()})["contact"]
         hook.wait_for(1)
-        smooch.wait_for(1)
+        groove.wait_for(1)
         dg.identify(user_id=user_a, traits={"first_name": "Later"})
         b = dg.identify(traits={"email": uniq_email()})["contact"]
-        smooch.wait_for(3)
+        groove.wait_for(3)
         time.sleep(3.0)  # well past the lanes' re-check of the vendor state
         assert len(hook.requests) == 1, "a vendor that answered 410 got more requests"
 
@@ -369,19 +381,19 @@ def test_retry_after_is_honoured(tmp_path: Path, redis_url: str) -> None:
 
 
 def test_a_hanging_vendor_does_not_delay_another(tmp_path: Path, redis_url: str) -> None:
-    with delivery_gateway(tmp_path, redis_url, ["webhook", "smooch"]) as dg:
-        hook, smooch = dg.emulators["webhook"], dg.emulators["smooch"]
+    with delivery_gateway(tmp_path, redis_url, ["webhook", "groove"]) as dg:
+        hook, groove = dg.emulators["webhook"], dg.emulators["groove"]
         hook.always(Hang(5))  # far longer than the 1s timeout
         dg.identify(traits={"email": uniq_email()})
         hung = hook.wait_for(1)[0]
-        smooch.wait_for(1)
-        # While the webhook's attempt hangs, new changes still reach smooch at once.
+        groove.wait_for(1)
+        # While the webhook's attempt hangs, new changes still reach groove at once.
         for _ in range(2):
             dg.identify(traits={"email": uniq_email()})
-        arrived = smooch.wait_for(3, timeout=10)
+        arrived = groove.wait_for(3, timeout=10)
         ends = hung.at + 1.0  # the hung attempt ends at the timeout
         assert arrived[2].at < ends, (
-            f"smooch got the change {arrived[2].at - hung.at:.2f}s after the webhook's hung "
+            f"groove got the change {arrived[2].at - hung.at:.2f}s after the webhook's hung "
             "attempt started, not before it ended"
         )
         hook.always(None)
@@ -393,21 +405,21 @@ def test_a_vendor_hanging_on_many_records_does_not_starve_another(
     """Every slot of the worker's concurrency held by one hanging vendor must not hold back
     another vendor (SPEC §6: one vendor's outage never delays another's deliveries)."""
     with delivery_gateway(
-        tmp_path, redis_url, ["webhook", "smooch"], delivery={"concurrency": 4}
+        tmp_path, redis_url, ["webhook", "groove"], delivery={"concurrency": 4}
     ) as dg:
-        hook, smooch = dg.emulators["webhook"], dg.emulators["smooch"]
+        hook, groove = dg.emulators["webhook"], dg.emulators["groove"]
         hook.always(Hang(5))
         for _ in range(8):
             dg.identify(traits={"email": uniq_email()})
-        smooch.wait_for(8)
+        groove.wait_for(8)
         hung = hook.wait_for(4)
         started = max(r.at for r in hung[:4])
-        # the webhook has its (concurrency) attempts hanging now; a change for smooch:
+        # the webhook has its (concurrency) attempts hanging now; a change for groove:
         dg.identify(traits={"email": uniq_email()})
-        arrived = smooch.wait_for(9, timeout=15)
+        arrived = groove.wait_for(9, timeout=15)
         ends = min(r.at for r in hung[:4]) + 1.0
         assert arrived[8].at < ends, (
-            f"smooch got the change {arrived[8].at - started:.2f}s after the webhook's attempts "
+            f"groove got the change {arrived[8].at - started:.2f}s after the webhook's attempts "
             "began hanging: it waited for them"
         )
         hook.always(None)
@@ -555,7 +567,7 @@ def test_outbox_lag_counts_events_of_a_vendor_no_worker_has_read_yet(
 
 
 def test_the_outbox_is_trimmed_once_everything_is_delivered(tmp_path: Path, redis_url: str) -> None:
-    with delivery_gateway(tmp_path, redis_url, ["webhook", "smooch"]) as dg:
+    with delivery_gateway(tmp_path, redis_url, ["webhook", "groove"]) as dg:
         user = uniq("u")
         final = dg.identify(user_id=user, traits={"email": uniq_email(), "n": 0})["contact"][
             "version"
@@ -569,10 +581,9 @@ def test_the_outbox_is_trimmed_once_everything_is_delivered(tmp_path: Path, redi
         wait_version(dg.emulators["webhook"], record_id, final)
         wait_until(
             lambda: any(
-                r.json().get("properties", {}).get("n") == 9
-                for r in dg.emulators["smooch"].requests
+                r.json().get("custom", {}).get("n") == 9 for r in dg.emulators["groove"].requests
             ),
-            what="smooch got the last state",
+            what="groove got the last state",
         )
         wait_until(
             lambda: dg.redis.xlen(outbox) < before,

@@ -12,12 +12,13 @@ if TYPE_CHECKING:
 
 
 def test_a_new_contact_reaches_every_vendor(tmp_path: Path, redis_url: str) -> None:
-    adapters = ["webhook", "smooch", "gist", "groove", "crm"]
+    adapters = ["webhook", "smooch", "sunshine", "gist", "groove", "pipedrive"]
     with delivery_gateway(tmp_path, redis_url, adapters) as dg:
         contact = dg.identify(
             user_id="u1", traits={"email": uniq_email(), "phone": "+15558234312"}
         )["contact"]
         for name in adapters:
-            dg.emulators[name].wait_for(1 if name != "crm" else 2)
+            dg.emulators[name].wait_for(2 if name in ("pipedrive", "smooch") else 1)
         assert dg.emulators["webhook"].requests[0].json()["data"]["id"] == contact["id"]
-        assert dg.emulators["crm"].requests[1].json()["phoneNumber"] == "+15558234312"
+        created = dg.emulators["pipedrive"].requests[1].json()
+        assert created["phone"] == [{"value": "+15558234312", "primary": True}]

@@ -28,7 +28,7 @@ CONTACT_KEYS = {
     "created_at", "updated_at", "version",
 }  # fmt: skip
 COMPANY_KEYS = {
-    "id", "domain", "secondary_domains", "facebook", "twitter", "linkedin", "name",
+    "id", "external_id", "domain", "secondary_domains", "facebook", "twitter", "linkedin", "name",
     "description", "properties", "contact_count", "created_at", "updated_at", "version",
 }  # fmt: skip
 

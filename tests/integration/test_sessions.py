@@ -87,6 +87,14 @@ def post_calls(
     return body
 
 
+def mint(client: httpx.Client) -> str:
+    """A new minted session (SPEC §4.2): the only kind a publishable key can use."""
+    response = client.post("/v1/sessions")
+    assert response.status_code == 201, response.text
+    sid: str = response.json()["id"]
+    return sid
+
+
 def get_session(client: httpx.Client, sid: str) -> dict[str, Any]:
     response = client.get(f"/v1/sessions/{sid}")
     assert response.status_code == 200, response.text
@@ -1158,7 +1166,7 @@ def test_merging_moves_sessions_of_from_to_into(api: httpx.Client) -> None:
 
 
 def test_publishable_key_works_on_session_endpoints(browser: httpx.Client) -> None:
-    sid, email = new_sid(), uniq_email()
+    sid, email = mint(browser), uniq_email()
 
     body = post_calls(
         browser, sid, set_contact(contact_role="CEO"), identify_contact("contact_email", email)
@@ -1202,19 +1210,22 @@ def test_identify_with_publishable_key_writes_nothing(
 def test_another_tenants_keys_cannot_see_acme_sessions(
     gateway: RunningGateway, api: httpx.Client
 ) -> None:
-    sid = new_sid()
+    sid, minted = new_sid(), mint(api)
     post_calls(api, sid, set_contact(contact_role="CEO"))
+    post_calls(api, minted, set_contact(contact_role="CTO"))
 
     with gateway.client(None, **{"X-Idgw-Key": VERIFIED_PUBLISHABLE}) as foreign:
-        assert_problem(foreign.get(f"/v1/sessions/{sid}"), 404, "/problems/not-found")
-        assert foreign.delete(f"/v1/sessions/{sid}").status_code == 204
+        for one in (sid, minted):
+            assert_problem(foreign.get(f"/v1/sessions/{one}"), 404, "/problems/not-found")
+            assert_problem(foreign.delete(f"/v1/sessions/{one}"), 404, "/problems/not-found")
     with gateway.client(OTHER_SECRET) as other:
         assert_problem(other.get(f"/v1/sessions/{sid}"), 404, "/problems/not-found")
         # `other` declares no `role`: its own session gets a standard field.
         other_body = post_calls(other, sid, set_contact(contact_first_name="Other"))
         assert other_body["session"]["pending"] == {"first_name": "Other"}
 
-    assert get_session(api, sid)["pending"] == {"role": "CEO"}  # acme's session untouched
+    assert get_session(api, sid)["pending"] == {"role": "CEO"}  # acme's sessions untouched
+    assert get_session(api, minted)["pending"] == {"role": "CTO"}
 
 
 def test_session_endpoints_without_a_key_are_401(gateway: RunningGateway) -> None:
@@ -1268,7 +1279,7 @@ def test_preflight_from_an_unknown_origin_is_403(gateway: RunningGateway) -> Non
 def test_publishable_key_from_another_tenants_origin_is_403(
     browser: httpx.Client, api: httpx.Client, redis_client: redis.Redis
 ) -> None:
-    sid, email = new_sid(), uniq_email()
+    sid, email = mint(browser), uniq_email()
     tail = outbox_tail(redis_client)
 
     response = browser.post(
@@ -1278,7 +1289,8 @@ def test_publishable_key_from_another_tenants_origin_is_403(
     )
 
     assert_problem(response, 403, "/problems/forbidden")
-    assert api.get(f"/v1/sessions/{sid}").status_code == 404
+    untouched = get_session(api, sid)
+    assert untouched["contact_id"] is None and untouched["pending"] == {}
     assert api.get("/v1/contacts", params={"email": email}).status_code == 404
     assert events_since(redis_client, tail) == []
     get = browser.get(f"/v1/sessions/{sid}", headers={"Origin": "https://evil.example"})
@@ -1291,7 +1303,7 @@ def test_publishable_key_from_another_tenants_origin_is_403(
 
 
 def test_allowed_origin_gets_cors_headers_on_success_and_on_errors(browser: httpx.Client) -> None:
-    sid = new_sid()
+    sid = mint(browser)
     origin = {"Origin": ACME_ORIGIN}
 
     ok = browser.post(
@@ -1345,7 +1357,7 @@ def test_publishable_identify_without_a_valid_user_hash_is_403_and_writes_nothin
     redis_client: redis.Redis,
     hash_kind: str,
 ) -> None:
-    sid, email = new_sid(), uniq_email()
+    sid, email = mint(verified_browser), uniq_email()
     given = {"missing": None, "wrong": "0" * 64, "hash-of-another-value": user_hash(uniq_email())}
     tail = outbox_tail(redis_client, VERIFIED_OUTBOX)
 
@@ -1360,8 +1372,8 @@ def test_publishable_identify_without_a_valid_user_hash_is_403_and_writes_nothin
     )
 
     assert_problem(response, 403, "/problems/forbidden")
-    assert redis_client.exists(session_key(sid, "verified")) == 0
-    assert verified_api.get(f"/v1/sessions/{sid}").status_code == 404
+    untouched = get_session(verified_api, sid)  # as minted: nothing buffered, nothing bound
+    assert untouched["contact_id"] is None and untouched["pending"] == {}
     assert verified_api.get("/v1/contacts", params={"email": email}).status_code == 404
     assert events_since(redis_client, tail, VERIFIED_OUTBOX) == []
 
@@ -1369,7 +1381,7 @@ def test_publishable_identify_without_a_valid_user_hash_is_403_and_writes_nothin
 def test_publishable_identify_with_the_right_user_hash_is_200(
     verified_browser: httpx.Client, verified_api: httpx.Client
 ) -> None:
-    sid, email = new_sid(), uniq_email()
+    sid, email = mint(verified_browser), uniq_email()
 
     body = post_calls(
         verified_browser,
@@ -1392,7 +1404,7 @@ def test_identify_company_with_a_publishable_key_needs_a_user_hash_too(
 ) -> None:
     """Stricter than SPEC §5.1 (which names identifyContact): otherwise a browser could bind
     and set fields on any company by its domain."""
-    sid, domain = new_sid(), f"{uniq('d')}.example"
+    sid, domain = mint(verified_browser), f"{uniq('d')}.example"
 
     refused = verified_browser.post(
         f"/v1/sessions/{sid}/calls",

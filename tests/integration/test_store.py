@@ -1,7 +1,7 @@
 """The store contract, straight against the Redis server (embedded Valkey, or REDIS_URL).
 
-These call :class:`RecordStore` in-process, so they also pin down what one identify costs in
-Redis: one client call (EVALSHA), observed with MONITOR.
+These call the store's :class:`RecordRepository` in-process, so they also pin down what one
+identify costs in Redis: one client call (FCALL), observed with MONITOR.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 import redis
 
 from idgateway.errors import IdentityConflict, ValidationFailed
-from idgateway.fields import FieldInput, build_registry, validate
+from idgateway.fields import FieldInput, RecordOp, build_registry, validate
 from idgateway.settings import TenantFile
-from idgateway.store import RecordOp, RecordStore, Scripts, TenantKeys, bucket
-from tests.conftest import RunningGateway, async_redis, node_url, uniq, uniq_email
+from idgateway.store import RecordRepository, TenantKeys, bucket
+from tests.conftest import RunningGateway, node_url, open_store, uniq, uniq_email
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -40,14 +40,24 @@ def change(**values: object) -> RecordOp:
     inputs = [FieldInput(k, v, f"$.{k}") for k, v in values.items()]
     found, violations = validate(CONTACTS, inputs)
     assert violations == []
-    return RecordOp("c", found, CONTACTS)
+    return RecordOp(found, CONTACTS)
 
 
 @pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[RecordStore]:
-    client = async_redis(redis_url)
-    yield RecordStore(client, Scripts.register(client))
-    await client.aclose()
+async def store(redis_url: str) -> AsyncIterator[RecordRepository]:
+    opened = await open_store(redis_url)
+    yield opened.records
+    await opened.close()
+
+
+def index(ns: str, kind: str, value: str) -> tuple[str, str]:
+    """(hash key, hash field) of one identifying value, as the key map lays it out."""
+    field = f"{kind}:{value}"
+    return f"{KEYS.prefix}{ns}x:{bucket(field)}", field
+
+
+def ulid(result: object) -> str:
+    return str(result.record.id).split("_", 1)[1]  # type: ignore[attr-defined]
 
 
 def test_bucket_matches_the_lua_function(redis_client: redis.Redis) -> None:
@@ -61,37 +71,39 @@ def test_bucket_matches_the_lua_function(redis_client: redis.Redis) -> None:
         assert redis_client.eval(script, 0, field) == bucket(field)
 
 
-async def test_concurrent_upserts_of_one_new_email_make_one_contact(store: RecordStore) -> None:
+async def test_concurrent_upserts_of_one_new_email_make_one_contact(
+    store: RecordRepository,
+) -> None:
     email = uniq_email()
     results = await asyncio.gather(
         *(store.upsert("storetest", [change(email=email)]) for _ in range(32))
     )
-    ids = {r[0].ulid for r in results}
+    ids = {r[0].record.id for r in results}
     assert len(ids) == 1
     assert sum(r[0].created for r in results) == 1
 
 
-async def test_conflict_writes_nothing(store: RecordStore, redis_client: redis.Redis) -> None:
+async def test_conflict_writes_nothing(store: RecordRepository, redis_client: redis.Redis) -> None:
     a_email, b_email = uniq_email(), uniq_email()
     a = (await store.upsert("storetest", [change(email=a_email)]))[0]
     b = (await store.upsert("storetest", [change(email=b_email)]))[0]
-    before = (
-        redis_client.hgetall(KEYS.contact(a.ulid)),
-        redis_client.hgetall(KEYS.contact(b.ulid)),
-    )
+    before = tuple(redis_client.hgetall(KEYS.record("c", ulid(r))) for r in (a, b))
     outbox = redis_client.xlen(KEYS.outbox)
     with pytest.raises(IdentityConflict) as raised:
         await store.upsert(
             "storetest", [change(email=a_email, secondary_emails=[b_email], first_name="X")]
         )
     owners = {c["value"]: c["record_id"] for c in raised.value.extensions["conflicts"]}
-    assert owners == {a_email: f"c_{a.ulid}", b_email: f"c_{b.ulid}"}
-    after = (redis_client.hgetall(KEYS.contact(a.ulid)), redis_client.hgetall(KEYS.contact(b.ulid)))
+    assert owners == {a_email: a.record.id, b_email: b.record.id}
+    after = (
+        redis_client.hgetall(KEYS.record("c", ulid(a))),
+        redis_client.hgetall(KEYS.record("c", ulid(b))),
+    )
     assert after == before
     assert redis_client.xlen(KEYS.outbox) == outbox
 
 
-async def test_inferred_type_is_fixed_by_the_first_value(store: RecordStore) -> None:
+async def test_inferred_type_is_fixed_by_the_first_value(store: RecordRepository) -> None:
     key = uniq("k")
     await store.upsert("storetest", [change(email=uniq_email(), **{key: 5})])
     with pytest.raises(ValidationFailed) as raised:
@@ -101,20 +113,21 @@ async def test_inferred_type_is_fixed_by_the_first_value(store: RecordStore) -> 
 
 
 async def test_index_always_mirrors_the_record(
-    store: RecordStore, redis_client: redis.Redis
+    store: RecordRepository, redis_client: redis.Redis
 ) -> None:
     old, new, member = uniq_email(), uniq_email(), uniq("m")
     first = (await store.upsert("storetest", [change(email=old, member_no=member)]))[0]
     # Change the email through the member number: the old email is freed, the new one claimed.
     await store.upsert("storetest", [change(member_no=member, email=new)])
-    assert await store.lookup("storetest", "c", "e", old) is None
-    found = await store.lookup("storetest", "c", "e", new)
-    assert found is not None and found[0] == first.ulid
+    email, member_no = CONTACTS.fields["email"], CONTACTS.fields["member_no"]
+    assert await store.find("storetest", CONTACTS, email, old) is None
+    found = await store.find("storetest", CONTACTS, email, new)
+    assert found is not None and found.id == first.record.id
     # Deleting frees every identifier.
-    assert await store.delete_contact("storetest", first.ulid, CONTACTS)
-    assert await store.lookup("storetest", "c", "e", new) is None
-    assert await store.lookup("storetest", "c", "u.member_no", member) is None
-    key, field = KEYS.index("c", "e", new)
+    assert await store.erase("storetest", ulid(first), CONTACTS)
+    assert await store.find("storetest", CONTACTS, email, new) is None
+    assert await store.find("storetest", CONTACTS, member_no, member) is None
+    key, field = index("c", "e", new)
     assert redis_client.hget(key, field) is None
 
 
@@ -150,5 +163,5 @@ def test_identify_is_one_redis_round_trip(gateway: RunningGateway, redis_url: st
     from_client = [line for line in mine if not line.startswith("lua")]
     inside = [line for line in mine if line.startswith("lua")]
     assert len(from_client) == 1, mine
-    assert from_client[0].split()[1].upper() == "EVALSHA"
+    assert from_client[0].split()[1].upper() == "FCALL"
     assert any("XADD" in line.upper() for line in inside)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from idgateway.store import Scripts, TenantKeys
-from tests.conftest import RunningGateway, async_redis, uniq, uniq_email
+from idgateway.store import DeliveryOutcome, DeliveryQueues, JobResult, TenantKeys
+from tests.conftest import RunningGateway, open_store, uniq, uniq_email
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -20,10 +20,10 @@ WEBHOOK = "webhook"
 
 
 @pytest.fixture
-async def scripts(redis_url: str) -> AsyncIterator[Scripts]:
-    client = async_redis(redis_url)
-    yield Scripts.register(client)
-    await client.aclose()
+async def queues(redis_url: str) -> AsyncIterator[DeliveryQueues]:
+    store = await open_store(redis_url)
+    yield store.deliveries
+    await store.close()
 
 
 def test_a_call_with_too_many_fields_is_refused_whole(api: httpx.Client) -> None:
@@ -87,64 +87,52 @@ def test_merge_never_stores_an_empty_list_as_an_object(api: httpx.Client) -> Non
     assert email not in body["secondary_emails"]
 
 
-async def _claim(scripts: Scripts, tenant: str, lease_ms: int = 60_000) -> list[list[bytes]]:
-    keys = TenantKeys(tenant)
-    _next, jobs = await scripts.deliver_claim(
-        keys=[keys.outbox], args=[keys.prefix, WEBHOOK, 0, lease_ms, 10]
-    )
-    return list(jobs)
+async def _claim(queues: DeliveryQueues, tenant: str, lease_ms: int = 60_000) -> list[str]:
+    """The lease tokens of the jobs claimed."""
+    jobs, _next = await queues.claim(tenant, WEBHOOK, lease_ms=lease_ms, limit=10)
+    return [job.token for job in jobs]
 
 
-async def _complete(scripts: Scripts, tenant: str, results: list[dict[str, object]]) -> None:
-    keys = TenantKeys(tenant)
-    await scripts.deliver_complete(
-        keys=[keys.outbox], args=[keys.prefix, WEBHOOK, 0, 100, json.dumps(results)]
-    )
+async def _complete(
+    queues: DeliveryQueues, tenant: str, rec: str, token: str, version: int, ref: str | None = None
+) -> None:
+    result = JobResult(rec, DeliveryOutcome.OK, token=token, version=version, ref=ref)
+    await queues.complete(tenant, WEBHOOK, 100, [result])
 
 
 async def test_a_stale_lease_cannot_complete_a_job_another_worker_holds(
-    scripts: Scripts, redis_client: redis.Redis
+    queues: DeliveryQueues, redis_client: redis.Redis
 ) -> None:
     tenant = uniq("lease")
     keys = TenantKeys(tenant)
     rec = "c_01JDQ8Z6X4M2V5B7N9P3R6T8W1"
-    redis_client.zadd(keys.vendor_key("q", WEBHOOK), {rec: 0})
-    first = await _claim(scripts, tenant)
+    redis_client.zadd(keys.vendor("q", WEBHOOK), {rec: 0})
+    first = await _claim(queues, tenant)
     assert len(first) == 1
-    old_token = first[0][6].decode()
+    old_token = first[0]
     # the first worker stalls past its lease: another worker claims the job
-    redis_client.zadd(keys.vendor_key("f", WEBHOOK), {rec: 0})
-    second = await _claim(scripts, tenant)
-    assert len(second) == 1 and second[0][6].decode() != old_token
+    redis_client.zadd(keys.vendor("f", WEBHOOK), {rec: 0})
+    second = await _claim(queues, tenant)
+    assert len(second) == 1 and second[0] != old_token
     # the stalled worker wakes up and reports: ignored, the lease stays with the second
-    await _complete(
-        scripts, tenant, [{"rec": rec, "token": old_token, "outcome": "ok", "version": 1}]
-    )
-    assert redis_client.zscore(keys.vendor_key("f", WEBHOOK), rec) is not None
-    assert redis_client.hget(keys.vendor_key("dv", WEBHOOK), rec) is None
-    await _complete(
-        scripts,
-        tenant,
-        [{"rec": rec, "token": second[0][6].decode(), "outcome": "ok", "version": 2}],
-    )
-    assert redis_client.zscore(keys.vendor_key("f", WEBHOOK), rec) is None
-    assert redis_client.hget(keys.vendor_key("dv", WEBHOOK), rec) == b"2"
+    await _complete(queues, tenant, rec, old_token, 1)
+    assert redis_client.zscore(keys.vendor("f", WEBHOOK), rec) is not None
+    assert redis_client.hget(keys.vendor("dv", WEBHOOK), rec) is None
+    await _complete(queues, tenant, rec, second[0], 2)
+    assert redis_client.zscore(keys.vendor("f", WEBHOOK), rec) is None
+    assert redis_client.hget(keys.vendor("dv", WEBHOOK), rec) == b"2"
 
 
 async def test_a_vendor_ref_of_a_record_deleted_in_flight_goes_to_its_tombstone(
-    scripts: Scripts, redis_client: redis.Redis
+    queues: DeliveryQueues, redis_client: redis.Redis
 ) -> None:
     tenant = uniq("tomb")
     keys = TenantKeys(tenant)
     rec = "c_01JDQ8Z6X4M2V5B7N9P3R6T8W2"
     redis_client.set(f"{keys.prefix}tomb:{rec}", json.dumps({"id": rec, "version": 3}))
-    redis_client.zadd(keys.vendor_key("q", WEBHOOK), {rec: 0})
-    job = (await _claim(scripts, tenant))[0]
-    await _complete(
-        scripts,
-        tenant,
-        [{"rec": rec, "token": job[6].decode(), "outcome": "ok", "version": 2, "ref": "vendor-42"}],
-    )
+    redis_client.zadd(keys.vendor("q", WEBHOOK), {rec: 0})
+    token = (await _claim(queues, tenant))[0]
+    await _complete(queues, tenant, rec, token, 2, ref="vendor-42")
     tomb = json.loads(redis_client.get(f"{keys.prefix}tomb:{rec}"))
     assert tomb["vendor_refs"] == {WEBHOOK: "vendor-42"}
 
@@ -164,8 +152,9 @@ def test_a_non_ascii_user_hash_is_refused_not_a_crash(gateway: RunningGateway) -
     from tests.conftest import VERIFIED_PUBLISHABLE
 
     with gateway.client(None, **{"X-Idgw-Key": VERIFIED_PUBLISHABLE}) as browser:
+        sid = browser.post("/v1/sessions").json()["id"]
         response = browser.post(
-            f"/v1/sessions/s{uniq('')}-000000/calls",
+            f"/v1/sessions/{sid}/calls",
             json={
                 "calls": [
                     {

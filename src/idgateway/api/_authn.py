@@ -14,13 +14,20 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
+from idgateway.api._cors import is_session_path
+from idgateway.api._limits import spend_unknown_key
 from idgateway.api._problems import PROBLEM_JSON, problem_body
-from idgateway.errors import Forbidden, GatewayError, Malformed
+from idgateway.errors import Forbidden, GatewayError, Malformed, RateLimited, Unauthorized
+from idgateway.metrics import count_refusal
+from idgateway.store import UNAVAILABLE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from litestar.types import ASGIApp, Receive, Scope, Send
 
-    from idgateway.api._state import Gateway
+    from idgateway.api._deps import Gateway
+    from idgateway.store import Store
 
 _encode = msgspec.json.Encoder().encode
 _NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -44,7 +51,25 @@ def _needs_key(path: str) -> bool:
     return path.startswith("/compat/") and not path.startswith("/compat/groove/custom-profile")
 
 
-def authentication(app: ASGIApp, gateway: Gateway) -> ASGIApp:
+async def _refuse(
+    err: Unauthorized, scope: Scope, store_of: Callable[[], Store | None]
+) -> GatewayError:
+    """A request without a valid key spends its address's limit first (SPEC §5.1): past it,
+    the answer is 429 instead of 401, so guessing keys gets slow."""
+    store = store_of()
+    client = scope.get("client")
+    if store is None:
+        return err
+    try:
+        await spend_unknown_key(store, str(client[0]) if client else "-")
+    except RateLimited as limited:
+        return limited
+    except UNAVAILABLE:
+        pass  # Redis is down: the 401 stands
+    return err
+
+
+def authentication(app: ASGIApp, gateway: Gateway, store_of: Callable[[], Store | None]) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _needs_key(scope["path"]):
             await app(scope, receive, send)
@@ -53,7 +78,7 @@ def authentication(app: ASGIApp, gateway: Gateway) -> ASGIApp:
         try:
             authorization = headers.get(b"authorization")
             publishable = headers.get(b"x-idgw-key")
-            sessions = scope["path"].startswith("/v1/sessions/")
+            sessions = is_session_path(scope["path"])
             principal = gateway.keys.authenticate(
                 authorization.decode("latin-1") if authorization is not None else None,
                 publishable.decode("latin-1") if publishable is not None else None,
@@ -64,19 +89,19 @@ def authentication(app: ASGIApp, gateway: Gateway) -> ASGIApp:
             if sessions and principal.kind == "publishable" and origin is not None:
                 allowed = gateway.tenant(principal.tenant_id).config.allowed_origins
                 if origin.decode("latin-1") not in allowed:
-                    raise Forbidden("this origin is not allowed for this key")
+                    raise Forbidden("this origin is not allowed for this key", reason="origin")
             problem = _json_body_problem(scope["method"], headers.get(b"content-type"))
             if problem is not None:
                 raise problem
         except GatewayError as exc:
+            err = await _refuse(exc, scope, store_of) if isinstance(exc, Unauthorized) else exc
+            count_refusal(err)
+            response_headers = [(b"content-type", PROBLEM_JSON.encode())]
+            response_headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
             await send(
-                {
-                    "type": "http.response.start",
-                    "status": exc.status,
-                    "headers": [(b"content-type", PROBLEM_JSON.encode())],
-                }
+                {"type": "http.response.start", "status": err.status, "headers": response_headers}
             )
-            await send({"type": "http.response.body", "body": _encode(problem_body(exc))})
+            await send({"type": "http.response.body", "body": _encode(problem_body(err))})
             return
         scope.setdefault("state", {})["principal"] = principal
         await app(scope, receive, send)

@@ -15,7 +15,14 @@ import msgspec
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-SESSION_PATHS = "/v1/sessions/"
+SESSIONS = "/v1/sessions"
+
+
+def is_session_path(path: str) -> bool:
+    """``/v1/sessions`` (minting) and everything below it: the browser-facing endpoints."""
+    return path == SESSIONS or path.startswith(SESSIONS + "/")
+
+
 _ALLOW_METHODS = b"GET, POST, DELETE"
 _ALLOW_HEADERS = b"content-type, x-idgw-key, x-request-id"
 _FORBIDDEN = msgspec.json.encode(
@@ -30,7 +37,7 @@ _FORBIDDEN = msgspec.json.encode(
 
 def session_cors(app: ASGIApp, origins: frozenset[str]) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(SESSION_PATHS):
+        if scope["type"] != "http" or not is_session_path(scope["path"]):
             await app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -70,7 +77,7 @@ def session_cors(app: ASGIApp, origins: frozenset[str]) -> ASGIApp:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"access-control-allow-origin", origin),
-                    (b"access-control-expose-headers", b"x-request-id"),
+                    (b"access-control-expose-headers", b"x-request-id, retry-after"),
                     (b"vary", b"origin"),
                 ]
             await send(message)

@@ -15,7 +15,6 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from redis.exceptions import RedisClusterException, RedisError
 
 from idgateway.errors import (
     GatewayError,
@@ -25,6 +24,8 @@ from idgateway.errors import (
     TooLarge,
     Unavailable,
 )
+from idgateway.metrics import count_refusal
+from idgateway.store import UNAVAILABLE
 
 log = structlog.get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -80,12 +81,10 @@ def _malformed_from_validation(exc: ValidationException) -> Malformed:
 
 def _from_redis_client(exc: BaseException) -> bool:
     """Whether ``exc`` was raised while redis-py ran (a frame of the ``redis`` package is in
-    its traceback): besides RedisError, redis-py's cluster client lets escape, around a
-    failover or on a fresh client, RedisClusterException, AttributeError on a connection
-    closed under it, RuntimeError from a closed transport... all mean "the data store did not
-    answer", never a bug of the request."""
-    if isinstance(exc, RedisError | RedisClusterException):
-        return True
+    its traceback): besides UNAVAILABLE, redis-py's cluster client lets escape, around a
+    failover or on a fresh client, AttributeError on a connection closed under it,
+    RuntimeError from a closed transport... all mean "the data store did not answer", never a
+    bug of the request."""
     tb = exc.__traceback__
     while tb is not None:
         module = tb.tb_frame.f_globals.get("__name__", "")
@@ -108,7 +107,7 @@ def translate(exc: Exception) -> GatewayError:
         if exc.headers:
             err.headers.update(exc.headers)
         return err
-    if isinstance(exc, ConnectionError | TimeoutError) or _from_redis_client(exc):
+    if isinstance(exc, UNAVAILABLE) or _from_redis_client(exc):
         return Unavailable("the data store does not answer; try again")
     if isinstance(exc, RecursionError):
         # msgspec refuses documents nested deeper than the interpreter's recursion limit.
@@ -127,15 +126,8 @@ def translate(exc: Exception) -> GatewayError:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     err = translate(exc)
-    expected = (
-        GatewayError,
-        HTTPException,
-        UnicodeDecodeError,
-        RecursionError,
-        RedisError,
-        ConnectionError,
-        TimeoutError,
-    )
+    count_refusal(err)
+    expected = (GatewayError, HTTPException, UnicodeDecodeError, RecursionError, *UNAVAILABLE)
     if not isinstance(exc, expected) and not _from_redis_client(exc):
         log.error("unhandled error", path=request.url.path, exc_info=exc)
     elif err.status >= 500:  # an expected failure (a webhook, Redis): no stack trace

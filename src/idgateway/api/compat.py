@@ -4,19 +4,16 @@ source. Existing client code points at these paths unchanged."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post, put
-from litestar.di import Provide
 from litestar.params import Body, Parameter
 from litestar.router import Router
 
-from idgateway.api._state import gateway_of
-from idgateway.api.records import (
-    IdentifyResponse,
-    provide_tenant,
-)
+from idgateway import service
+from idgateway.api._deps import gateway
+from idgateway.api._limits import IN_WRITE, client_address, spend_unknown_key
+from idgateway.api.records import IdentifyResponse
 from idgateway.dialects.gist import GistIdentify, translate_gist
 from idgateway.dialects.smooch import (
     SmoochAppUserResponse,
@@ -26,47 +23,34 @@ from idgateway.dialects.smooch import (
 )
 from idgateway.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from idgateway.fields import Violation
-from idgateway.model import (
-    GROOVE_RESERVED,
-    InvalidValue,
-    contact_from_hash,
-    flatten_record,
-    normalize_email,
-)
-from idgateway.service import apply
+from idgateway.model import GROOVE_RESERVED, InvalidValue, flatten_record, normalize_email
+from idgateway.store import RateLimit, Store
 from idgateway.tenancy import Tenant
 
 
-@post("/gist/identify", status_code=200, summary="Gist identify(user_id, properties)")
+@post("/gist/identify", status_code=200, opt=IN_WRITE, summary="Gist identify(user_id, properties)")
 async def gist_identify(
-    request: Request[Any, Any, Any], tenant: Tenant, data: Annotated[GistIdentify, Body()]
+    tenant: Tenant, store: Store, limits: list[RateLimit], data: Annotated[GistIdentify, Body()]
 ) -> Response[IdentifyResponse]:
-    outcome = await apply(
-        gateway_of(request).records(), tenant, translate_gist(data, tenant.contacts)
-    )
-    return IdentifyResponse.of(outcome)
-
-
-def _smooch_app(tenant: Tenant, app_id: str) -> None:
-    expected = tenant.config.compat.smooch_app_id
-    if expected is None or not hmac.compare_digest(expected.encode(), app_id.encode()):
-        raise NotFound("no such Smooch app for this tenant")
+    call = translate_gist(data, tenant.contacts)
+    return IdentifyResponse.of(await service.identify(store, tenant, call, limits))
 
 
 _APPUSER = "/smooch/v1.1/apps/{app_id:str}/appusers/{user_id:str}"
 
 
-@put(_APPUSER, status_code=200, summary="Smooch Update App User")
+@put(_APPUSER, status_code=200, opt=IN_WRITE, summary="Smooch Update App User")
 async def smooch_put(
-    request: Request[Any, Any, Any],
     tenant: Tenant,
+    store: Store,
+    limits: list[RateLimit],
     app_id: str,
     user_id: str,
     data: Annotated[SmoochAppUserUpdate, Body()],
 ) -> SmoochAppUserResponse:
-    _smooch_app(tenant, app_id)
-    outcome = await apply(
-        gateway_of(request).records(), tenant, translate_smooch(user_id, data, tenant.contacts)
+    service.check_smooch_app(tenant, app_id)
+    outcome = await service.identify(
+        store, tenant, translate_smooch(user_id, data, tenant.contacts), limits
     )
     assert outcome.contact is not None
     return app_user(outcome.contact)
@@ -74,13 +58,13 @@ async def smooch_put(
 
 @get(_APPUSER, summary="Smooch Get App User")
 async def smooch_get(
-    request: Request[Any, Any, Any], tenant: Tenant, app_id: str, user_id: str
+    tenant: Tenant, store: Store, app_id: str, user_id: str
 ) -> SmoochAppUserResponse:
-    _smooch_app(tenant, app_id)
-    found = await gateway_of(request).records().lookup(tenant.id, "c", "x", user_id)
+    service.check_smooch_app(tenant, app_id)
+    found = await service.contact_by(store, tenant, "external_id", user_id)
     if found is None:
         raise NotFound("no app user with this userId")
-    return app_user(contact_from_hash(*found))
+    return app_user(found)
 
 
 def _token_digest(token: str) -> bytes:
@@ -94,6 +78,7 @@ def _token_digest(token: str) -> bytes:
 )
 async def groove_custom_profile(
     request: Request[Any, Any, Any],
+    store: Store,
     email: Annotated[str | None, Parameter(description="the customer's email")] = None,
     api_token: Annotated[
         str | None, Parameter(description="the tenant's compat.groove_api_token")
@@ -101,12 +86,13 @@ async def groove_custom_profile(
 ) -> Response[dict[str, Any]]:
     """Groove's servers call this with ``email`` and ``api_token`` only (seed 001), so the
     token alone names the tenant; a secret key, when sent, must belong to the same tenant."""
-    gw = gateway_of(request)
-    if not api_token:
-        raise Unauthorized("the api_token query parameter is required")
-    tenant = gw.groove_tokens.get(_token_digest(api_token))
+    gw = gateway(request)
+    tenant = gw.groove_tokens.get(_token_digest(api_token)) if api_token else None
     if tenant is None:
-        raise Unauthorized("unknown api_token")
+        await spend_unknown_key(store, client_address(request))
+        if not api_token:
+            raise Unauthorized("the api_token query parameter is required", reason="missing_key")
+        raise Unauthorized("unknown api_token", reason="unknown_key")
     if request.headers.get("authorization") is not None:
         principal = gw.keys.authenticate(
             request.headers.get("authorization"), None, allow_publishable=False
@@ -119,22 +105,15 @@ async def groove_custom_profile(
         value = normalize_email(email)
     except InvalidValue as exc:
         raise ValidationFailed([Violation("query:email", exc.code, exc.message)]) from None
-    found = await gw.records().lookup(tenant.id, "c", "e", value)
+    found = await service.contact_by(store, tenant, "email", value)
     if found is None:
         return Response({}, status_code=404)
-    flat = flatten_record(contact_from_hash(*found))
+    flat = flatten_record(found)
     return Response({k: v for k, v in flat.items() if k not in GROOVE_RESERVED})
 
 
 compat_router = Router(
     path="/compat",
-    route_handlers=[
-        Router(
-            path="/",
-            route_handlers=[gist_identify, smooch_put, smooch_get],
-            dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
-        ),
-        groove_custom_profile,
-    ],
+    route_handlers=[gist_identify, smooch_put, smooch_get, groove_custom_profile],
     tags=["vendor dialects"],
 )

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
-from litestar import Request, get
-from redis.exceptions import RedisClusterException, RedisError
+from litestar import get
 
-from idgateway.api._state import gateway_of
 from idgateway.errors import Unavailable
-from idgateway.store import embedded_status
+from idgateway.store import UNAVAILABLE, Store, embedded_status
 
 
 @get("/healthz", summary="The process can serve", tags=["operations"])
@@ -26,10 +23,11 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", summary="Redis answers", tags=["operations"])
-async def readyz(request: Request[Any, Any, Any]) -> dict[str, str]:
-    gw = gateway_of(request)
+async def readyz(store: Store) -> dict[str, str]:
+    if store.refusal is not None:
+        raise Unavailable(store.refusal)
     try:
-        await gw.records().client.ping()
-    except (RedisError, RedisClusterException, OSError) as exc:
+        await store.ping()
+    except UNAVAILABLE as exc:
         raise Unavailable(f"redis does not answer: {type(exc).__name__}") from None
     return {"status": "ok"}

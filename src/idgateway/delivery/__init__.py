@@ -1,14 +1,6 @@
 """Fan-out to vendors (SPEC §6): the adapter contract and registry, the worker, dead letters."""
 
-from idgateway.delivery._admin import (
-    DeliveryItem,
-    DeliveryPage,
-    dead_ids,
-    dry_run,
-    enable_vendor,
-    list_deliveries,
-    replay,
-)
+from idgateway.delivery._admin import DeliveryItem, DeliveryPage, dry_run, list_deliveries
 from idgateway.delivery._contract import (
     CAPABILITY_OF,
     Adapter,
@@ -19,12 +11,14 @@ from idgateway.delivery._contract import (
     Outcome,
     Plan,
     Report,
+    ReturnMessage,
     SettingSpec,
     VendorRejected,
     VendorRequest,
     VendorResponse,
     expect_ok,
 )
+from idgateway.delivery._plan import PlanTooLong, Verdict, classify, drive_plan
 from idgateway.delivery._registry import (
     ENTRY_POINT_GROUP,
     SHIPPED,
@@ -34,7 +28,13 @@ from idgateway.delivery._registry import (
     settings_issues,
     vendors_dir,
 )
-from idgateway.delivery._shaping import flat_scalars, unix_seconds
+from idgateway.delivery._shaping import (
+    basic_auth,
+    flat_scalars,
+    identity_fields_as_properties,
+    iso_millis,
+    unix_seconds,
+)
 
 __all__ = [
     "CAPABILITY_OF",
@@ -51,19 +51,24 @@ __all__ = [
     "Manifest",
     "Outcome",
     "Plan",
+    "PlanTooLong",
     "Report",
+    "ReturnMessage",
     "SettingSpec",
     "VendorRejected",
     "VendorRequest",
     "VendorResponse",
-    "dead_ids",
+    "Verdict",
+    "basic_auth",
+    "classify",
+    "drive_plan",
     "dry_run",
-    "enable_vendor",
     "expect_ok",
     "flat_scalars",
+    "identity_fields_as_properties",
+    "iso_millis",
     "list_deliveries",
     "registry",
-    "replay",
     "settings_issues",
     "unix_seconds",
     "vendors_dir",

@@ -8,19 +8,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from idgateway.delivery._contract import DeliveryEvent, VendorRejected, VendorResponse
+from idgateway.delivery._plan import PlanTooLong, drive_plan
 from idgateway.delivery._registry import registry
-from idgateway.delivery._worker import JobState, delivery_id
+from idgateway.delivery._worker import delivery_id
 from idgateway.model import format_epoch_ms, now_ms
-from idgateway.store import TenantKeys
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
-    from idgateway.store import Scripts
+    from idgateway.delivery._contract import VendorRequest
+    from idgateway.model import Contact
+    from idgateway.store import DeliveryQueues, JobState
     from idgateway.tenancy import Tenant
 
-Status = Literal["dead", "queued", "in_flight"]
+Status = Literal["dead", "queued", "in_flight", "delivered"]
 _SECRET_HEADERS = ("authorization", "token", "secret", "api-key", "apikey", "x-key")
+DRY_RUN_REQUESTS = 5
 
 
 class DeliveryItem(msgspec.Struct):
@@ -35,6 +36,8 @@ class DeliveryItem(msgspec.Struct):
     first_attempt_at: str | None
     next_attempt_at: str | None
     response_excerpt: str | None = None
+    # App Connect's returnMessage ``{message, messageType, ttl}`` when the adapter gave one
+    return_message: dict[str, Any] | None = None
 
 
 class DeliveryPage(msgspec.Struct):
@@ -46,14 +49,61 @@ def vendor_names(tenant: Tenant) -> list[str]:
     return [v.name or v.adapter for v in tenant.config.vendors]
 
 
-def _ts(raw: bytes | str | int | None) -> str | None:
-    if raw in (None, b"", ""):
+def _ts(raw: str | int | None) -> str | None:
+    if raw in (None, ""):
         return None
     return format_epoch_ms(int(raw))  # type: ignore[arg-type]
 
 
+def _dead_item(f: dict[str, str]) -> DeliveryItem:
+    return DeliveryItem(
+        id=f.get("id"),
+        vendor=f.get("vendor", ""),
+        event=f.get("event", ""),
+        record_id=f.get("record_id", ""),
+        status="dead",
+        attempts=int(f.get("attempts") or 0),
+        last_status=int(f["last_status"]) if f.get("last_status") else None,
+        last_error=f.get("last_error") or None,
+        first_attempt_at=_ts(f.get("first_attempt_at")),
+        next_attempt_at=None,
+        response_excerpt=f.get("response_excerpt") or None,
+    )
+
+
+def _job_item(vendor: str, rec: str, score: int, job: JobState, in_flight: bool) -> DeliveryItem:
+    return DeliveryItem(
+        id=job.delivery_id,
+        vendor=vendor,
+        event="company.upserted" if rec.startswith("co_") else "contact.upserted",
+        record_id=rec,
+        status="in_flight" if in_flight else "retrying" if job.attempts else "queued",
+        attempts=job.attempts,
+        last_status=job.last_status,
+        last_error=job.last_error,
+        first_attempt_at=_ts(job.first_attempt_at),
+        next_attempt_at=None if in_flight else _ts(score),
+    )
+
+
+def _delivered_item(vendor: str, rec: str, note: dict[str, Any]) -> DeliveryItem:
+    return DeliveryItem(
+        id=note.get("id"),
+        vendor=vendor,
+        event=note.get("event", "contact.upserted"),
+        record_id=rec,
+        status="delivered",
+        attempts=int(note.get("attempts") or 0),
+        last_status=None,
+        last_error=None,
+        first_attempt_at=_ts(note.get("first_attempt_at")),
+        next_attempt_at=None,
+        return_message=note.get("return_message"),
+    )
+
+
 async def list_deliveries(
-    client: Redis,
+    queues: DeliveryQueues,
     tenant: Tenant,
     *,
     status: Status = "dead",
@@ -61,98 +111,48 @@ async def list_deliveries(
     cursor: str | None = None,
     limit: int = 50,
 ) -> DeliveryPage:
-    keys = TenantKeys(tenant.id)
+    """Dead letters (newest first), queued or in-flight jobs, or the last deliveries that
+    carried a return message; ``next`` is the cursor of the following page."""
     if status == "dead":
-        items: list[DeliveryItem] = []
-        start = f"({cursor}" if cursor else "+"
-        last: str | None = None
-        while len(items) < limit:
-            batch = await client.xrevrange(keys.dead, max=start, min="-", count=limit * 2)
-            if not batch:
-                last = None
-                break
-            for entry_id, raw in batch:
-                last = entry_id.decode()
-                f = {k.decode(): v.decode() for k, v in raw.items()}
-                if vendor is None or f.get("vendor") == vendor:
-                    items.append(
-                        DeliveryItem(
-                            id=f.get("id"),
-                            vendor=f.get("vendor", ""),
-                            event=f.get("event", ""),
-                            record_id=f.get("record_id", ""),
-                            status="dead",
-                            attempts=int(f.get("attempts") or 0),
-                            last_status=int(f["last_status"]) if f.get("last_status") else None,
-                            last_error=f.get("last_error") or None,
-                            first_attempt_at=_ts(f.get("first_attempt_at")),
-                            next_attempt_at=None,
-                            response_excerpt=f.get("response_excerpt") or None,
-                        )
-                    )
-                    if len(items) == limit:
-                        break
-            start = f"({last}"
-            if len(batch) < limit * 2:
-                if len(items) < limit:
-                    last = None
-                break
-        return DeliveryPage(items, last if len(items) == limit else None)
-
-    kind = "q" if status == "queued" else "f"
-    offset = int(cursor or 0)
-    items = []
-    for name in [vendor] if vendor else vendor_names(tenant):
-        zkey = keys.vendor_key(kind, name)
-        entries = await client.zrange(zkey, offset, offset + limit - 1, withscores=True)
-        jobs = (
-            await client.hmget(keys.vendor_key("jobs", name), [r for r, _ in entries])
-            if entries
-            else []
-        )
-        for (rec, score), raw in zip(entries, jobs, strict=True):
-            job = msgspec.json.decode(raw, type=JobState) if raw else JobState()
-            record_id = rec.decode()
-            items.append(
-                DeliveryItem(
-                    id=job.delivery_id,
-                    vendor=name,
-                    event="company.upserted" if record_id.startswith("co_") else "contact.upserted",
-                    record_id=record_id,
-                    status="retrying" if job.attempts and kind == "q" else status,
-                    attempts=job.attempts,
-                    last_status=job.last_status,
-                    last_error=job.last_error,
-                    first_attempt_at=_ts(job.first_attempt_at),
-                    next_attempt_at=_ts(int(score)) if kind == "q" else None,
-                )
+        return await _dead_page(queues, tenant, vendor, cursor, limit)
+    items: list[DeliveryItem] = []
+    names = [vendor] if vendor else vendor_names(tenant)
+    if status == "delivered":
+        position = int(cursor or 0)
+        for name in names:
+            position, notes = await queues.notes(
+                tenant.id, name, cursor=position if vendor else 0, count=limit
             )
+            items += [_delivered_item(name, rec, note) for rec, note in notes.items()]
+        return DeliveryPage(items, str(position) if vendor and position else None)
+    offset = int(cursor or 0)
+    in_flight = status == "in_flight"
+    for name in names:
+        jobs = await queues.jobs(tenant.id, name, in_flight=in_flight, offset=offset, count=limit)
+        items += [_job_item(name, rec, score, job, in_flight) for rec, score, job in jobs]
         if vendor:
-            more = len(entries) == limit
+            more = len(jobs) == limit
             return DeliveryPage(items, str(offset + limit) if more else None)
     return DeliveryPage(items, None)
 
 
-async def replay(scripts: Scripts, tenant_id: str, dead_id: str) -> tuple[str, str] | None:
-    """Put a dead delivery back in its vendor's queue: ``(vendor, record id)`` or None."""
-    keys = TenantKeys(tenant_id)
-    reply = await scripts.deliver_replay(keys=[keys.outbox], args=[keys.prefix, dead_id])
-    if not reply:
-        return None
-    return reply[0].decode(), reply[1].decode()
-
-
-async def dead_ids(client: Redis, tenant_id: str, vendor: str | None = None) -> list[str]:
-    ids: list[str] = []
-    for _entry, raw in await client.xrange(TenantKeys(tenant_id).dead):
-        if vendor is None or raw.get(b"vendor", b"").decode() == vendor:
-            ids.append(raw[b"id"].decode())
-    return ids
-
-
-async def enable_vendor(client: Redis, tenant_id: str, vendor: str) -> bool:
-    """Clear a 410 disable; True when the vendor was disabled."""
-    return bool(await client.hdel(f"{TenantKeys(tenant_id).prefix}vstate", vendor))
+async def _dead_page(
+    queues: DeliveryQueues, tenant: Tenant, vendor: str | None, cursor: str | None, limit: int
+) -> DeliveryPage:
+    items: list[DeliveryItem] = []
+    before, last = cursor, None
+    while len(items) < limit:
+        batch = await queues.dead_letters(tenant.id, before=before, count=limit * 2)
+        for letter in batch:
+            last = letter.entry
+            if vendor is None or letter.fields.get("vendor") == vendor:
+                items.append(_dead_item(letter.fields))
+                if len(items) == limit:
+                    break
+        before = last
+        if len(batch) < limit * 2:
+            break
+    return DeliveryPage(items, last if len(items) == limit else None)
 
 
 def _redact(headers: dict[str, str]) -> dict[str, str]:
@@ -162,64 +162,71 @@ def _redact(headers: dict[str, str]) -> dict[str, str]:
     }
 
 
-def dry_run(
-    tenant: Tenant, vendor: str, record: dict[str, Any], companies: tuple[dict[str, Any], ...]
+async def dry_run(
+    tenant: Tenant, vendor: str, contact: Contact, companies: tuple[dict[str, Any], ...]
 ) -> dict[str, Any]:
-    """The requests a delivery of ``record`` to ``vendor`` would send, and the constraint
-    reports, without sending anything. Requests after the first depend on the vendor's
-    answers; they are shown as they follow from an empty 200 answer."""
+    """The requests a delivery of ``contact`` to ``vendor`` would send, and the constraint
+    reports, without sending anything: the plan is driven as the worker drives it, each
+    request answered with an empty 200 (requests after the first depend on the vendor's
+    real answers)."""
     config = next((v for v in tenant.config.vendors if (v.name or v.adapter) == vendor), None)
     if config is None:
         raise KeyError(vendor)
     adapter = registry()[config.adapter].build(vendor, config.settings)
-    kind = "company.upserted" if record["id"].startswith("co_") else "contact.upserted"
+    record = msgspec.to_builtins(contact)
     event = DeliveryEvent(
-        kind=kind,  # type: ignore[arg-type]
-        delivery_id=delivery_id(tenant.id, vendor, record["id"], int(record["version"])),
-        record_id=record["id"],
-        version=int(record["version"]),
+        kind="contact.upserted",
+        delivery_id=delivery_id(tenant.id, vendor, contact.id, contact.version),
+        record_id=contact.id,
+        version=contact.version,
         timestamp=format_epoch_ms(now_ms()),
         record=record,
         companies=companies,
     )
-    requests: list[dict[str, Any]] = []
-    note = None
+    shown: list[dict[str, Any]] = []
+
+    async def answer(request: VendorRequest) -> VendorResponse:
+        headers = {"Idempotency-Key": event.delivery_id, **request.headers}
+        if request.sign:
+            headers.update(
+                {
+                    "webhook-id": event.delivery_id,
+                    "webhook-timestamp": "(at send time)",
+                    "webhook-signature": "(at send time)",
+                }
+            )
+        shown.append(
+            {
+                "method": request.method,
+                "url": request.url,
+                "headers": _redact(headers),
+                "body": request.json,
+            }
+        )
+        return VendorResponse(200, {}, b"{}")
+
+    note: str | None = None
+    return_message: dict[str, Any] | None = None
     if not adapter.supports(event.kind):
         note = f"{config.adapter} does not take {event.kind}"
     else:
-        plan = adapter.plan(event)
         try:
-            request = next(plan)
-            while len(requests) < 5:
-                headers = {"Idempotency-Key": event.delivery_id, **request.headers}
-                if request.sign:
-                    headers.update(
-                        {
-                            "webhook-id": event.delivery_id,
-                            "webhook-timestamp": "(at send time)",
-                            "webhook-signature": "(at send time)",
-                        }
-                    )
-                requests.append(
-                    {
-                        "method": request.method,
-                        "url": request.url,
-                        "headers": _redact(headers),
-                        "body": request.json,
-                    }
-                )
-                request = plan.send(VendorResponse(200, {}, b"{}"))
-        except StopIteration as done:
-            if done.value is not None and done.value.message:
-                note = done.value.message
+            outcome, _sent = await drive_plan(adapter, event, answer, max_requests=DRY_RUN_REQUESTS)
         except VendorRejected:
             note = "later requests depend on the vendor's answers"
+        except PlanTooLong:
+            note = f"the first {DRY_RUN_REQUESTS} requests; later ones depend on the answers"
+        else:
+            note = outcome.message
+            if outcome.return_message is not None:
+                return_message = outcome.return_message.to_json()
     return {
         "vendor": vendor,
         "adapter": config.adapter,
         "enabled": config.enabled,
         "event": event.kind,
-        "requests": requests,
+        "requests": shown,
         "reports": [dataclasses.asdict(r) for r in adapter.check(event)],
         "note": note,
+        "return_message": return_message,
     }

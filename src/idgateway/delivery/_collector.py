@@ -2,23 +2,20 @@
 ``/metrics`` is scraped (any process can answer, whether or not it runs a worker).
 
 Nothing here may stop a process from starting or a scrape from answering: the client is
-created on the first scrape (never at registration), and any failure leaves the gauges out of
-that scrape only.
+created on the first scrape (registering calls :meth:`describe`, which reads nothing), and any
+failure leaves the gauges out of that scrape only (issue 11, F3).
 """
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import redis
 import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from redis.cluster import ClusterNode
 
-from idgateway.store import TenantKeys, seed_urls
+from idgateway.store import connect_sync, lane_stats
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,23 +39,11 @@ class DeliveryCollector(Collector):
         self._cache: tuple[float, list[GaugeMetricFamily]] = (0.0, [])
         self._cache_seconds = cache_seconds
 
-    def _client_for_scrape(self) -> Any:
-        if self._client is None:
-            # short timeouts: a scrape must not hang on a Redis that does not answer
-            options: dict[str, Any] = {"socket_timeout": 1, "socket_connect_timeout": 1}
-            seeds = seed_urls(self._url)
-            if self._cluster:
-                others = [
-                    ClusterNode(urlsplit(s).hostname or "127.0.0.1", urlsplit(s).port or 6379)  # type: ignore[no-untyped-call]
-                    for s in seeds[1:]
-                ]
-                # the sync cluster client reads the topology here: it raises if no seed answers
-                self._client = redis.RedisCluster.from_url(
-                    seeds[0], startup_nodes=others, **options
-                )
-            else:
-                self._client = redis.Redis.from_url(seeds[0], **options)
-        return self._client
+    def _connect(self) -> Any:
+        # short timeouts: a scrape must not hang on a Redis that does not answer
+        return connect_sync(
+            self._url, cluster=self._cluster, socket_timeout=1, socket_connect_timeout=1
+        )
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         """The metric names, without reading Redis (``REGISTRY.register`` calls this)."""
@@ -66,24 +51,19 @@ class DeliveryCollector(Collector):
 
     @staticmethod
     def _families() -> list[GaugeMetricFamily]:
+        labels = ["tenant", "vendor"]
         lag = GaugeMetricFamily(
-            "idgw_outbox_lag",
-            "Outbox events a vendor has not read yet",
-            labels=["tenant", "vendor"],
+            "idgw_outbox_lag", "Outbox events a vendor has not read yet", labels=labels
         )
         queued = GaugeMetricFamily(
-            "idgw_delivery_queue",
-            "Jobs waiting (due now or retrying later)",
-            labels=["tenant", "vendor"],
+            "idgw_delivery_queue", "Jobs waiting (due now or retrying later)", labels=labels
         )
-        flight = GaugeMetricFamily(
-            "idgw_delivery_in_flight", "Jobs being delivered", labels=["tenant", "vendor"]
-        )
+        flight = GaugeMetricFamily("idgw_delivery_in_flight", "Jobs being delivered", labels=labels)
         retrying = GaugeMetricFamily(
-            "idgw_delivery_retry_depth", "Jobs waiting for a retry", labels=["tenant", "vendor"]
+            "idgw_delivery_retry_depth", "Jobs waiting for a retry", labels=labels
         )
         dead = GaugeMetricFamily(
-            "idgw_dead_letters", "Dead letters waiting for an operator", labels=["tenant", "vendor"]
+            "idgw_dead_letters", "Dead letters waiting for an operator", labels=labels
         )
         return [lag, queued, flight, retrying, dead]
 
@@ -92,36 +72,17 @@ class DeliveryCollector(Collector):
         lag, queued, flight, retrying, dead = families
         if not self._lanes:
             return families
-        client = self._client_for_scrape()
+        if self._client is None:
+            self._client = self._connect()
         for tenant, vendor in self._lanes:
-            keys = TenantKeys(tenant)
-            pipe = client.pipeline(transaction=False)
-            pipe.zcard(keys.vendor_key("q", vendor))
-            pipe.zcard(keys.vendor_key("f", vendor))
-            pipe.hlen(keys.vendor_key("jobs", vendor))
-            pipe.hget(f"{keys.prefix}deadn", vendor)
-            pipe.xinfo_groups(keys.outbox)
-            pipe.xlen(keys.outbox)
-            try:
-                q, f, jobs, deadn, groups, length = pipe.execute(raise_on_error=False)
-            except Exception as exc:  # Redis, and redis-py cluster internals: lane left out
-                log.debug("delivery gauges of a lane unavailable", tenant=tenant, error=str(exc))
+            stats = lane_stats(self._client, tenant, vendor)
+            if stats is None:
                 continue
-            # No group yet (no worker has started): every event in the outbox waits for it.
-            group_lag = int(length) if isinstance(length, int) else 0
-            if isinstance(groups, list):
-                for g in groups:
-                    if g.get("name") in (vendor, vendor.encode()):
-                        known = g.get("lag")
-                        # Redis answers no lag when it cannot tell (after trims): count pending.
-                        group_lag = int(known) if known is not None else int(g.get("pending") or 0)
-            lag.add_metric([tenant, vendor], group_lag)
-            queued.add_metric([tenant, vendor], int(q) if isinstance(q, int) else 0)
-            flight.add_metric([tenant, vendor], int(f) if isinstance(f, int) else 0)
-            retrying.add_metric([tenant, vendor], int(jobs) if isinstance(jobs, int) else 0)
-            dead.add_metric(
-                [tenant, vendor], int(deadn or 0) if not isinstance(deadn, Exception) else 0
-            )
+            lag.add_metric([tenant, vendor], stats.lag)
+            queued.add_metric([tenant, vendor], stats.queued)
+            flight.add_metric([tenant, vendor], stats.in_flight)
+            retrying.add_metric([tenant, vendor], stats.retrying)
+            dead.add_metric([tenant, vendor], stats.dead)
         return families
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

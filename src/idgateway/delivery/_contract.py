@@ -106,9 +106,26 @@ class Report:
 
 
 @dataclass(frozen=True)
+class ReturnMessage:
+    """App Connect's ``returnMessage`` (seed 002): what the adapter tells the operator about a
+    delivery. Kept on the delivery record and shown by ``GET /v1/deliveries``."""
+
+    message: str
+    message_type: Literal["success", "warning", "danger"] = "success"
+    ttl: int = 2000  # milliseconds, as App Connect shows it
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, "messageType": self.message_type, "ttl": self.ttl}
+
+
+@dataclass(frozen=True)
 class Outcome:
+    """What a delivered plan leaves: the vendor's id of the record (kept in ``vendor_refs``),
+    a message for the log, and a return message kept on the delivery record."""
+
     vendor_ref: str | None = None
-    message: str | None = None  # e.g. the CRM's returnMessage
+    message: str | None = None  # logged; free text
+    return_message: ReturnMessage | None = None  # recorded on the delivery record
 
 
 class VendorRejected(Exception):

@@ -15,3 +15,9 @@ DELIVERY_SECONDS = Histogram(
     "Time to run one delivery (all of its vendor requests)",
     ["vendor"],
 )
+
+OUTCOME_WRITE_FAILURES = Counter(
+    "idgw_delivery_outcome_write_failures",
+    "Attempts to record delivery outcomes that Redis did not answer (jobs stay leased)",
+    ["tenant", "vendor"],
+)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from idgateway.delivery._contract import Adapter, Capability, Manifest, SettingSpec
 
-SHIPPED = ("smooch", "gist", "groove", "crm", "webhook")
+SHIPPED = ("smooch", "sunshine", "gist", "groove", "pipedrive", "webhook")
 ENTRY_POINT_GROUP = "idgateway.vendors"
 _CAPABILITIES: frozenset[Capability] = frozenset(
     {"contact.upsert", "contact.delete", "company.upsert"}

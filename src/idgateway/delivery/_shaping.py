@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from idgateway.delivery._contract import Report
@@ -16,6 +17,36 @@ def unix_seconds(value: str | None) -> int | None:
         return int(parse_datetime(value).timestamp())
     except InvalidValue:
         return None
+
+
+def iso_millis(value: str | None) -> str | None:
+    """A datetime as ``YYYY-MM-DDThh:mm:ss.sssZ``, the one format Smooch and Sunshine
+    Conversations document for ``signedUpAt``."""
+    if value is None:
+        return None
+    try:
+        moment = parse_datetime(value)
+    except InvalidValue:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def basic_auth(user: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic (RFC 7617) for ``user:password``."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def identity_fields_as_properties(record: dict[str, Any]) -> dict[str, Any]:
+    """The standard fields a messenger has no place for (phone, social handles, tags,
+    secondary emails), as flat properties: lists joined with ``", "``."""
+    out: dict[str, Any] = {}
+    for key in ("phone", "facebook", "twitter"):
+        if record.get(key):
+            out[key] = record[key]
+    for key in ("tags", "secondary_emails"):
+        if record.get(key):
+            out[key] = ", ".join(record[key])
+    return out
 
 
 def flat_scalars(

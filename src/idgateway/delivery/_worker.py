@@ -3,12 +3,12 @@
 A lane runs three loops:
 
 - **ingest** reads the tenant's outbox through the vendor's consumer group and moves events
-  into the vendor's schedule (``deliver_schedule.lua``: ZADD NX + XACK in one step), so a
-  burst of changes to one record becomes one job. Events a dead worker read but never
-  scheduled are taken over with XAUTOCLAIM.
-- **dispatch** claims due jobs (``deliver_claim.lua``: lease + current record state in one
-  step), runs the adapter's plan through the guarded client, and hands each result to
-- **complete**, which writes outcomes in batches (``deliver_complete.lua``).
+  into the vendor's schedule (``deliver_schedule``: ZADD NX + XACK in one step), so a burst of
+  changes to one record becomes one job. Events a dead worker read but never scheduled are
+  taken over with XAUTOCLAIM.
+- **dispatch** claims due jobs (``deliver_claim``: lease + current record state in one step),
+  drives the adapter's plan through the guarded client, and hands each result to
+- **complete**, which records outcomes in batches (``deliver_complete``).
 
 A job always sends the record as it is *now*, and a record is never in flight twice, so a
 vendor never sees an older version after a newer one. Lanes share nothing but Redis, so one
@@ -32,93 +32,41 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
-from redis.exceptions import ResponseError
 
 from idgateway.delivery._contract import (
-    Adapter,
     DeliveryEvent,
     EventKind,
-    Outcome,
     VendorRejected,
     VendorRequest,
     VendorResponse,
 )
-from idgateway.delivery._metrics import DELIVERIES, DELIVERY_SECONDS
-from idgateway.model import (
-    company_from_hash,
-    contact_from_hash,
-    format_epoch_ms,
-    now_ms,
-)
-from idgateway.net import (
-    BlockedDestination,
-    GuardedClient,
-    OutboundError,
-    ResponseTooLarge,
-)
-from idgateway.store import TenantKeys
+from idgateway.delivery._metrics import DELIVERIES, DELIVERY_SECONDS, OUTCOME_WRITE_FAILURES
+from idgateway.delivery._plan import PlanTooLong, Verdict, classify, drive_plan
+from idgateway.model import Company, format_epoch_ms, now_ms
+from idgateway.net import BlockedDestination, OutboundError
+from idgateway.store import DeliveryOutcome, JobResult, JobState
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from collections.abc import Callable
 
+    from idgateway.delivery._contract import Adapter
+    from idgateway.net import GuardedClient
     from idgateway.settings._schema import DeliverySection
-    from idgateway.store import Scripts
+    from idgateway.store import DeliveryQueues, Job
     from idgateway.tenancy import Tenant
 
 log = structlog.get_logger(__name__)
 
 EXCERPT = 512
+SHUTDOWN_FLUSH_S = 2.0  # how long a stopping lane keeps trying to record outcomes
 RESPONSE_CAP = 256 * 1024
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 _KINDS: dict[str, tuple[EventKind, ...]] = {
     # what each capability makes the lane listen to
     "contact.upsert": ("contact.upserted",),
     "contact.delete": ("contact.deleted",),
     "company.upsert": ("company.upserted",),
 }
-
-
-class JobState(msgspec.Struct, omit_defaults=True):
-    """Retry state of one (vendor, record) job, kept while it waits."""
-
-    attempts: int = 0
-    first_attempt_at: int | None = None
-    last_status: int | None = None
-    last_error: str | None = None
-    next_attempt_at: int | None = None
-    delivery_id: str | None = None
-
-
-@dataclass
-class Result:
-    rec: str
-    outcome: str  # ok | skip | retry | dead | disabled | release
-    version: int | None = None
-    ref: str | None = None
-    deleted: bool = False
-    job: JobState | None = None
-    delay: int | None = None  # ms until a retry; the script adds the Redis server's time
-    dead: list[str] | None = None
-    delivery_id: str | None = None
-    token: str = ""  # the lease token of the claim this result belongs to
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rec": self.rec, "token": self.token, "outcome": self.outcome}
-        if self.version is not None:
-            out["version"] = self.version
-        if self.ref:
-            out["ref"] = self.ref
-        if self.deleted:
-            out["deleted"] = True
-        if self.job is not None:
-            out["job"] = _encode(self.job).decode()
-        if self.delay is not None:
-            out["delay"] = self.delay
-        if self.dead is not None:
-            out["dead"] = self.dead
-            out["id"] = self.delivery_id
-        return out
 
 
 def delivery_id(tenant: str, vendor: str, record_id: str, version: int) -> str:
@@ -152,112 +100,129 @@ def vendor_fingerprint(adapter_name: str, settings: dict[str, Any]) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-@dataclass
-class Lane:
-    """Deliveries of one tenant to one vendor."""
+def event_of(tenant: str, vendor: str, job: Job) -> DeliveryEvent | None:
+    """The event a claimed job delivers now, or None when there is nothing to send."""
+    if job.record is not None:
+        kind: EventKind = (
+            "company.upserted" if isinstance(job.record, Company) else "contact.upserted"
+        )
+        version = job.record.version
+        return DeliveryEvent(
+            kind=kind,
+            delivery_id=delivery_id(tenant, vendor, job.rec, version),
+            record_id=job.rec,
+            version=version,
+            # the time of the change: retries of one delivery carry the same body
+            timestamp=job.record.updated_at,
+            record=msgspec.to_builtins(job.record),
+            companies=job.companies,
+        )
+    if job.tombstone is not None:
+        version = int(job.tombstone.get("version", 0))
+        return DeliveryEvent(
+            kind="contact.deleted",
+            delivery_id=delivery_id(tenant, vendor, job.rec, version),
+            record_id=job.rec,
+            version=version,
+            timestamp=format_epoch_ms(now_ms()),
+            tombstone=job.tombstone,
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    """What a lane delivers, to whom, and how (fixed for its life)."""
 
     tenant: Tenant
     vendor: str
     adapter: Adapter
     fingerprint: str
-    client: Redis
-    reader: Redis  # a client for blocking stream reads (no socket timeout)
-    scripts: Scripts
-    http: GuardedClient
-    config: DeliverySection
+    delivery: DeliverySection
     consumer: str
     peers: tuple[str, ...]  # every enabled vendor of the tenant (outbox trimming)
-    coalesce_ms: int = 250
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _done: list[Result] = field(default_factory=list)
-    _done_event: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _disabled_until_check: float = 0.0
-    _disabled: bool = False
-
-    @property
-    def keys(self) -> TenantKeys:
-        return TenantKeys(self.tenant.id)
+    vendor_check_s: float = 2.0  # how often a lane re-reads whether its vendor is disabled
 
     @property
     def kinds(self) -> list[str]:
         return [k for cap in self.adapter.manifest.capabilities for k in _KINDS[cap]]
 
     @property
+    def coalesce_ms(self) -> int:
+        return int(self.delivery.coalesce_window * 1000)
+
+    @property
     def lease_ms(self) -> int:
         # long enough for a multi-request plan at the full timeout each
-        return int(self.config.timeout * 1000 * 4) + 5_000
+        return int(self.delivery.timeout * 1000 * 4) + 5_000
+
+
+@dataclass
+class Lane:
+    """Deliveries of one tenant to one vendor: its config and its running state."""
+
+    config: LaneConfig
+    queues: DeliveryQueues
+    http: GuardedClient
+    clock: Callable[[], float] = time.monotonic
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _done: list[JobResult] = field(default_factory=list)
+    _done_event: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _vendor_checked_at: float = float("-inf")
+    _disabled: bool = False
+
+    @property
+    def tenant_id(self) -> str:
+        return self.config.tenant.id
+
+    @property
+    def vendor(self) -> str:
+        return self.config.vendor
 
     # --- ingest -----------------------------------------------------------------------------
 
-    async def ensure_group(self) -> None:
-        try:
-            await self.client.xgroup_create(self.keys.outbox, self.vendor, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    async def _schedule(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
-        if not messages:
-            return 0
-        args: list[Any] = [self.keys.prefix, self.vendor, 0, self.coalesce_ms, _encode(self.kinds)]
-        for msg_id, fields in messages:
-            args += [msg_id, fields.get(b"id", b""), fields.get(b"type", b"")]
-        scheduled = int(await self.scripts.deliver_schedule(keys=[self.keys.outbox], args=args))
-        if scheduled:
+    async def _schedule(self, events: list[tuple[str, str, str]]) -> None:
+        c = self.config
+        if await self.queues.schedule(self.tenant_id, c.vendor, c.coalesce_ms, c.kinds, events):
             self._wake.set()
-        return scheduled
 
     async def ingest(self, stop: asyncio.Event) -> None:
+        c = self.config
+        last_claim = float("-inf")
         grouped = False
-        last_claim = 0.0
         while not stop.is_set():
             try:
-                if not grouped:  # here, not before the loop: Redis may be down at start
-                    await self.ensure_group()
+                if not grouped:
+                    await self.queues.ensure_group(self.tenant_id, c.vendor)
                     grouped = True
-                if time.monotonic() - last_claim > self.claim_idle_ms / 2000:
-                    last_claim = time.monotonic()
-                    start = "0-0"
-                    while True:
-                        start, claimed, _deleted = await self.client.xautoclaim(
-                            self.keys.outbox,
-                            self.vendor,
-                            self.consumer,
-                            self.claim_idle_ms,
-                            start_id=start,
-                            count=500,
-                        )
-                        await self._schedule(claimed)
-                        if start in (b"0-0", "0-0") or not claimed:
-                            break
-                reply = await self.reader.xreadgroup(
-                    self.vendor,
-                    self.consumer,
-                    {self.keys.outbox: ">"},
-                    count=1000,
-                    block=self.block_ms,
+                if self.clock() - last_claim > c.claim_idle_ms / 2000:
+                    last_claim = self.clock()
+                    stale = await self.queues.reclaim(
+                        self.tenant_id, c.vendor, c.consumer, c.claim_idle_ms
+                    )
+                    await self._schedule(stale)
+                events = await self.queues.read(
+                    self.tenant_id, c.vendor, c.consumer, count=1000, block_ms=c.block_ms
                 )
-                for _stream, messages in reply or []:
-                    await self._schedule(messages)
-            except Exception as exc:  # Redis, and redis-py cluster internals
+                await self._schedule(events)
+            except Exception as exc:  # UNAVAILABLE, and redis-py cluster internals: retried
                 if "NOGROUP" in str(exc):
                     grouped = False  # the stream or group is gone (a lost write): recreate it
-                _loop_failed("outbox read failed; retrying", self, exc)
+                self._loop_failed("outbox read failed; retrying", exc)
                 await _sleep(stop, 1.0)
 
     # --- dispatch ---------------------------------------------------------------------------
 
     async def _is_disabled(self) -> bool:
-        if time.monotonic() < self._disabled_until_check:
+        if self.clock() - self._vendor_checked_at < self.config.vendor_check_s:
             return self._disabled
-        self._disabled_until_check = time.monotonic() + 2.0
-        raw = await self.client.hget(f"{self.keys.prefix}vstate", self.vendor)
-        state = _decode(raw) if raw else {}
-        if state.get("disabled") and state.get("fingerprint") != self.fingerprint:
-            await self.client.hdel(f"{self.keys.prefix}vstate", self.vendor)
+        self._vendor_checked_at = self.clock()
+        state = await self.queues.vendor_state(self.tenant_id, self.vendor)
+        if state.get("disabled") and state.get("fingerprint") != self.config.fingerprint:
+            await self.queues.clear_vendor_state(self.tenant_id, self.vendor)
             log.info("vendor config changed: enabled again", vendor=self.vendor)
             state = {}
         self._disabled = bool(state.get("disabled"))
@@ -268,25 +233,25 @@ class Lane:
             "disabled": True,
             "reason": reason,
             "at": now_ms(),
-            "fingerprint": self.fingerprint,
+            "fingerprint": self.config.fingerprint,
         }
-        await self.client.hset(f"{self.keys.prefix}vstate", self.vendor, _encode(state))
-        self._disabled, self._disabled_until_check = True, time.monotonic() + 2.0
+        await self.queues.set_vendor_state(self.tenant_id, self.vendor, state)
+        self._disabled, self._vendor_checked_at = True, self.clock()
         log.warning("vendor disabled", vendor=self.vendor, reason=reason)
 
     async def dispatch(self, stop: asyncio.Event) -> None:
+        c = self.config
         while not stop.is_set():
             try:
                 if await self._is_disabled():
                     await _sleep(stop, 1.0)
                     continue
-                free = self.config.concurrency - len(self._tasks)
+                free = c.delivery.concurrency - len(self._tasks)
                 if free <= 0:
                     await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                next_due, jobs = await self.scripts.deliver_claim(
-                    keys=[self.keys.outbox],
-                    args=[self.keys.prefix, self.vendor, 0, self.lease_ms, min(free, 200)],
+                jobs, next_due = await self.queues.claim(
+                    self.tenant_id, c.vendor, lease_ms=c.lease_ms, limit=min(free, 200)
                 )
                 for job in jobs:
                     task = asyncio.create_task(self._run(job))
@@ -300,130 +265,82 @@ class Lane:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            except Exception as exc:  # Redis, and redis-py cluster internals
-                _loop_failed("claim failed; retrying", self, exc)
+            except Exception as exc:  # UNAVAILABLE, and redis-py cluster internals: retried
+                self._loop_failed("claim failed; retrying", exc)
                 await _sleep(stop, 1.0)
 
-    async def _run(self, job: list[Any]) -> None:
-        rec, token = job[0].decode(), job[6].decode()
+    async def _run(self, job: Job) -> None:
         try:
             result = await self.deliver(job)
         except asyncio.CancelledError:
-            self._finish(Result(rec, "release", token=token))
+            self._finish(JobResult(job.rec, DeliveryOutcome.RELEASE, token=job.token))
             raise
         except Exception as exc:  # an adapter bug: a poison job goes to dead letters
-            log.exception("delivery crashed", vendor=self.vendor, record=rec)
-            stored = dict(zip(job[1][::2], job[1][1::2], strict=True))
-            version = int(stored[b"_v"]) if b"_v" in stored else 0
+            log.exception("delivery crashed", vendor=self.vendor, record=job.rec)
+            version = job.record.version if job.record is not None else 0
             state = JobState(attempts=1, first_attempt_at=now_ms())
-            state.delivery_id = delivery_id(self.tenant.id, self.vendor, rec, version)
-            kind = "contact.deleted" if not stored and job[4] else None
+            state.delivery_id = delivery_id(self.tenant_id, self.vendor, job.rec, version)
+            kind = "contact.deleted" if job.record is None and job.tombstone else None
             error = f"adapter error: {type(exc).__name__}: {exc}"
-            result = self._dead(rec, state, version, None, error, b"", kind=kind)
-        result.token = token
+            result = self._dead(job.rec, state, version, None, error, b"", kind=kind)
+        result.token = job.token
         self._finish(result)
 
-    def _finish(self, result: Result) -> None:
-        DELIVERIES.labels(self.tenant.id, self.vendor, result.outcome).inc()
+    def _finish(self, result: JobResult) -> None:
+        DELIVERIES.labels(self.tenant_id, self.vendor, result.outcome.value).inc()
         self._done.append(result)
         self._done_event.set()
 
-    def event_for(self, job: list[Any]) -> DeliveryEvent | None:
-        """The event a claimed job delivers now, or None when there is nothing to send."""
-        rec = job[0].decode()
-        stored = dict(zip(job[1][::2], job[1][1::2], strict=True))
-        if stored:
-            if rec.startswith("co_"):
-                kind: EventKind = "company.upserted"
-                record = msgspec.to_builtins(company_from_hash(rec[3:], stored))
-            else:
-                kind = "contact.upserted"
-                record = msgspec.to_builtins(contact_from_hash(rec[2:], stored))
-            version = int(stored[b"_v"])
-            return DeliveryEvent(
-                kind=kind,
-                delivery_id=delivery_id(self.tenant.id, self.vendor, rec, version),
-                record_id=rec,
-                version=version,
-                # the time of the change: retries of one delivery carry the same body
-                timestamp=format_epoch_ms(int(stored[b"_u"])),
-                record=record,
-                companies=tuple(
-                    {
-                        "id": "co_" + c[0].decode(),
-                        "name": _json_or_none(c[1]),
-                        "domain": _json_or_none(c[2]),
-                    }
-                    for c in job[5]
-                ),
-            )
-        if job[4]:
-            tomb = _decode(job[4])
-            version = int(tomb.get("version", 0))
-            return DeliveryEvent(
-                kind="contact.deleted",
-                delivery_id=delivery_id(self.tenant.id, self.vendor, rec, version),
-                record_id=rec,
-                version=version,
-                timestamp=format_epoch_ms(now_ms()),
-                tombstone=tomb,
-            )
-        return None
-
-    async def deliver(self, job: list[Any]) -> Result:
-        rec = job[0].decode()
-        delivered = int(job[2]) if job[2] else None
-        state = msgspec.json.decode(job[3], type=JobState) if job[3] else JobState()
-        event = self.event_for(job)
-        if event is None or not self.adapter.supports(event.kind):
-            return Result(rec, "skip")
+    async def deliver(self, job: Job) -> JobResult:
+        event = event_of(self.tenant_id, self.vendor, job)
+        adapter = self.config.adapter
+        if event is None or not adapter.supports(event.kind):
+            return JobResult(job.rec, DeliveryOutcome.SKIP)
         if event.kind == "contact.deleted":
-            if delivered is None:  # this vendor never had it
-                return Result(rec, "ok", deleted=True)
-        elif delivered is not None and event.version <= delivered:
-            return Result(rec, "skip")
+            if job.delivered is None:  # this vendor never had it
+                return JobResult(job.rec, DeliveryOutcome.OK, deleted=True)
+        elif job.delivered is not None and event.version <= job.delivered:
+            return JobResult(job.rec, DeliveryOutcome.SKIP)
+        state = job.state or JobState()
         if state.attempts == 0 or state.delivery_id != event.delivery_id:
             state = JobState(first_attempt_at=now_ms(), delivery_id=event.delivery_id)
         state.attempts += 1
         started = time.perf_counter()
         try:
-            outcome = await self._execute(event)
+            outcome, _sent = await drive_plan(adapter, event, lambda r: self._send(r, event))
         except VendorRejected as exc:
-            return await self._failed(
-                rec, state, exc.response.status, str(exc), exc.response, event
-            )
+            return await self._failed(job.rec, state, exc.response, str(exc), event)
         except BlockedDestination as exc:
-            return self._dead(
-                rec, state, event.version, None, f"blocked: {exc}", b"", kind=event.kind
-            )
-        except ResponseTooLarge as exc:
-            return self._retry_or_dead(rec, state, event, None, f"{exc}", None)
+            error = f"blocked: {exc}"
+            return self._dead(job.rec, state, event.version, None, error, b"", kind=event.kind)
+        except PlanTooLong as exc:
+            return self._dead(job.rec, state, event.version, None, str(exc), b"", kind=event.kind)
         except OutboundError as exc:
-            return self._retry_or_dead(
-                rec, state, event, None, f"{type(exc).__name__}: {exc}", None
-            )
+            return self._retry_or_dead(job.rec, state, event, None, f"{type(exc).__name__}: {exc}")
         finally:
             DELIVERY_SECONDS.labels(self.vendor).observe(time.perf_counter() - started)
         if outcome.message:
-            log.info("delivered", vendor=self.vendor, record=rec, message=outcome.message)
-        return Result(
-            rec,
-            "ok",
+            log.info("delivered", vendor=self.vendor, record=job.rec, message=outcome.message)
+        note = None
+        if outcome.return_message is not None:
+            # App Connect's returnMessage, kept on the delivery record (GET /v1/deliveries)
+            note = {
+                "id": event.delivery_id,
+                "event": event.kind,
+                "version": event.version,
+                "attempts": state.attempts,
+                "first_attempt_at": state.first_attempt_at,
+                "delivered_at": now_ms(),
+                "return_message": outcome.return_message.to_json(),
+            }
+        return JobResult(
+            job.rec,
+            DeliveryOutcome.OK,
             version=event.version,
             ref=outcome.vendor_ref,
             deleted=event.kind == "contact.deleted",
+            note=note,
         )
-
-    async def _execute(self, event: DeliveryEvent) -> Outcome:
-        plan = self.adapter.plan(event)
-        try:
-            request = next(plan)
-            while True:
-                response = await self._send(request, event)
-                request = plan.send(response)
-        except StopIteration as done:
-            outcome: Outcome = done.value or Outcome()
-            return outcome
 
     async def _send(self, request: VendorRequest, event: DeliveryEvent) -> VendorResponse:
         body = request.content()
@@ -435,17 +352,17 @@ class Lane:
             headers["webhook-id"] = event.delivery_id
             headers["webhook-timestamp"] = str(ts)
             headers["webhook-signature"] = sign_webhook(
-                str(self.adapter.settings["secret"]), event.delivery_id, ts, body or b""
+                str(self.config.adapter.settings["secret"]), event.delivery_id, ts, body or b""
             )
         answer = await self.http.request(
             request.method,
             request.url,
             headers=headers,
             content=body,
-            allow_private=self.tenant.config.allow_private_networks,
-            timeout=self.config.timeout,
+            allow_private=self.config.tenant.config.allow_private_networks,
+            timeout=self.config.delivery.timeout,
             max_response_bytes=RESPONSE_CAP,
-            purpose=self.adapter.manifest.name,
+            purpose=self.config.adapter.manifest.name,
         )
         return VendorResponse(answer.status, answer.headers, answer.body)
 
@@ -453,20 +370,22 @@ class Lane:
         self,
         rec: str,
         state: JobState,
-        status: int,
-        error: str,
         response: VendorResponse,
+        error: str,
         event: DeliveryEvent,
-    ) -> Result:
-        if status == 410:
+    ) -> JobResult:
+        verdict = classify(response.status)
+        if verdict is Verdict.DISABLE:
             await self.disable(f"the vendor answered 410 Gone ({error})")
             state.attempts -= 1  # not the record's fault
-            state.last_status, state.last_error = status, error
-            return Result(rec, "disabled", job=state)
-        if status in (408, 429) or status >= 500:
+            state.last_status, state.last_error = response.status, error
+            return JobResult(rec, DeliveryOutcome.DISABLED, state=state)
+        if verdict is Verdict.RETRY:
             wait = retry_after_seconds(response.headers.get("retry-after"), time.time())
-            return self._retry_or_dead(rec, state, event, status, error, response, wait)
-        return self._dead(rec, state, event.version, status, error, response.body, kind=event.kind)
+            return self._retry_or_dead(rec, state, event, response.status, error, response, wait)
+        return self._dead(
+            rec, state, event.version, response.status, error, response.body, kind=event.kind
+        )
 
     def _retry_or_dead(
         self,
@@ -475,28 +394,23 @@ class Lane:
         event: DeliveryEvent,
         status: int | None,
         error: str,
-        response: VendorResponse | None,
+        response: VendorResponse | None = None,
         retry_after: float | None = None,
-    ) -> Result:
-        schedule = self.config.retry_schedule
+    ) -> JobResult:
+        schedule = self.config.delivery.retry_schedule
         body = response.body if response is not None else b""
         if state.attempts > len(schedule):
             return self._dead(
-                rec,
-                state,
-                event.version,
-                status,
-                f"retries exhausted: {error}",
-                body,
+                rec, state, event.version, status, f"retries exhausted: {error}", body,
                 kind=event.kind,
-            )
+            )  # fmt: skip
         delay = retry_after if retry_after is not None else float(schedule[state.attempts - 1])
         if retry_after is None:
             delay *= random.uniform(0.8, 1.2)  # jitter: retries of many jobs spread out
         delay_ms = int(min(delay, 86400.0) * 1000)
         state.last_status, state.last_error = status, error
         state.next_attempt_at = now_ms() + delay_ms
-        return Result(rec, "retry", job=state, delay=delay_ms)
+        return JobResult(rec, DeliveryOutcome.RETRY, state=state, delay_ms=delay_ms)
 
     def _dead(
         self,
@@ -508,10 +422,10 @@ class Lane:
         body: bytes,
         *,
         kind: str | None = None,
-    ) -> Result:
+    ) -> JobResult:
         kind = kind or ("company.upserted" if rec.startswith("co_") else "contact.upserted")
         dead = {
-            "id": state.delivery_id or delivery_id(self.tenant.id, self.vendor, rec, version or 0),
+            "id": state.delivery_id or delivery_id(self.tenant_id, self.vendor, rec, version or 0),
             "vendor": self.vendor,
             "event": kind,
             "record_id": rec,
@@ -522,15 +436,11 @@ class Lane:
             "first_attempt_at": str(state.first_attempt_at or now_ms()),
             "dead_at": str(now_ms()),
         }
-        flat = [x for pair in dead.items() for x in pair]
         log.warning(
-            "delivery dead-lettered",
-            vendor=self.vendor,
-            record=rec,
-            status=status,
+            "delivery dead-lettered", vendor=self.vendor, record=rec, status=status,
             error=error[:200],
-        )
-        return Result(rec, "dead", dead=flat, delivery_id=dead["id"])
+        )  # fmt: skip
+        return JobResult(rec, DeliveryOutcome.DEAD, dead=dead)
 
     # --- complete ---------------------------------------------------------------------------
 
@@ -539,30 +449,40 @@ class Lane:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._done_event.wait(), timeout=0.5)
             self._done_event.clear()
-            await self.flush()
+            await self.flush(stop)
 
-    async def flush(self) -> None:
+    async def flush(self, stop: asyncio.Event, *, give_up_after: float | None = None) -> None:
+        """Record finished jobs. While Redis does not answer, keep trying: the leases keep the
+        jobs safe meanwhile (they are delivered again if this process dies). Once ``stop`` is
+        set, give up after ``give_up_after`` seconds (default :data:`SHUTDOWN_FLUSH_S`) and say how
+        many outcomes were not recorded, so shutdown never hangs on a dead Redis (SPEC §10:
+        SIGTERM ends the process within ``delivery.timeout`` + 5 s)."""
+        c = self.config
+        limit = SHUTDOWN_FLUSH_S if give_up_after is None else give_up_after
         while self._done:
             batch, self._done = self._done[:500], self._done[500:]
-            payload = _encode([r.to_json() for r in batch])
-            for attempt in range(30):
+            attempt, stopped_at = 0, None
+            while True:
                 try:
-                    await self.scripts.deliver_complete(
-                        keys=[self.keys.outbox],
-                        args=[self.keys.prefix, self.vendor, 0, self.coalesce_ms, payload],
-                    )
+                    await self.queues.complete(self.tenant_id, c.vendor, c.coalesce_ms, batch)
                     break
-                except Exception as exc:  # Redis, and redis-py cluster internals
-                    # The lease keeps the jobs safe meanwhile: they are redelivered if we die.
-                    # On shutdown `run` stops waiting for this after a bounded time.
-                    log.warning(
-                        "recording outcomes failed; retrying",
-                        tenant=self.tenant.id,
-                        vendor=self.vendor,
-                        error=f"{type(exc).__name__}: {exc}",
-                        attempt=attempt,
-                    )
-                    await asyncio.sleep(min(5.0, 0.2 * (attempt + 1)))
+                except Exception as exc:  # UNAVAILABLE, and redis-py cluster internals
+                    attempt += 1
+                    OUTCOME_WRITE_FAILURES.labels(self.tenant_id, c.vendor).inc()
+                    if stop.is_set():
+                        stopped_at = stopped_at or self.clock()
+                        if self.clock() - stopped_at >= limit:
+                            log.error(
+                                "outcomes not recorded: Redis does not answer; their jobs are "
+                                "delivered again once their leases run out",
+                                vendor=c.vendor, jobs=len(batch) + len(self._done),
+                                error=str(exc),
+                            )  # fmt: skip
+                            self._done = []
+                            return
+                    level = log.error if attempt % 10 == 0 else log.warning
+                    level("recording outcomes failed; retrying", error=str(exc), attempt=attempt)
+                    await asyncio.sleep(min(5.0, 0.2 * attempt))
             self._wake.set()  # slots freed, or jobs back in the queue: claim again
 
     # --- housekeeping -----------------------------------------------------------------------
@@ -573,12 +493,25 @@ class Lane:
             if stop.is_set():
                 break
             try:
-                await self.scripts.deliver_trim(keys=[self.keys.outbox], args=list(self.peers))
-            except Exception as exc:  # Redis, and redis-py cluster internals
-                _loop_failed("outbox trim failed", self, exc)
+                await self.queues.trim(self.tenant_id, groups=list(self.config.peers))
+            except Exception as exc:  # UNAVAILABLE, and redis-py cluster internals: retried
+                self._loop_failed("outbox trim failed", exc)
+
+    def _loop_failed(self, event: str, exc: Exception) -> None:
+        """A loop's failed step: logged, then retried by the loop. Besides UNAVAILABLE,
+        redis-py's cluster client lets errors of its own internals escape around a failover
+        (AttributeError on a connection closed under it, RuntimeError from a closed
+        transport); a loop that let one escape would die, and its lane deliver nothing until
+        the process restarts."""
+        log.warning(
+            event,
+            tenant=self.tenant_id,
+            vendor=self.vendor,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("lane started", tenant=self.tenant.id, vendor=self.vendor)
+        log.info("lane started", tenant=self.tenant_id, vendor=self.vendor)
         loops = [
             asyncio.create_task(self.ingest(stop)),
             asyncio.create_task(self.dispatch(stop)),
@@ -588,55 +521,41 @@ class Lane:
         await stop.wait()
         # The shutdown budget (SPEC §10: the process ends within delivery.timeout + 5 s):
         # deliveries in flight get their timeout, recording outcomes 1.5 s more.
-        deadline = time.monotonic() + self.config.timeout + 2
+        timeout = self.config.delivery.timeout
+        deadline = time.monotonic() + timeout + 2
         for task in loops:
             task.cancel()
-        # Graceful: let deliveries in flight finish within the timeout, release the rest.
-        # (Their HTTP calls end by themselves within it: it is the client's timeout.)
+        # Let deliveries in flight finish within the timeout (their HTTP calls end by
+        # themselves within it: it is the client's timeout), release the rest. No unbounded
+        # gather: a loop blocked in a Redis call that missed its cancel (see _sleep) must not
+        # hold the shutdown for a socket timeout.
         in_flight = set(self._tasks)
-        _done, pending = await asyncio.wait([*loops, *in_flight], timeout=self.config.timeout + 0.5)
+        _done, pending = await asyncio.wait([*loops, *in_flight], timeout=timeout + 0.5)
         for task in pending:
             task.cancel()
         if pending:
-            # Cancelled deliveries hand in their "release" results. Not an unbounded gather:
-            # a loop blocked in a Redis call that missed its cancel must not hold the
-            # shutdown for a socket timeout.
-            await asyncio.wait(pending, timeout=0.5)
+            await asyncio.wait(pending, timeout=0.5)  # cancelled deliveries hand in "release"
         self._done_event.set()
-        # Recording outcomes retries while Redis fails; a shutdown does not wait for it beyond
-        # the deadline (SIGTERM ends within delivery.timeout + 5 s): unrecorded jobs keep
-        # their lease and are delivered again once it expires.
+        # Recording outcomes gives up SHUTDOWN_FLUSH_S after stop once Redis fails, but one
+        # call to a Redis that hangs lasts a socket timeout: the deadline bounds that too.
+        # Unrecorded jobs keep their lease and are delivered again once it runs out.
         try:
             await asyncio.wait_for(completer, timeout=max(0.5, deadline - time.monotonic()))
         except TimeoutError:
             log.error(
                 "outcomes not recorded before shutdown; their jobs are delivered again "
-                "when their lease expires",
-                tenant=self.tenant.id,
+                "once their leases run out",
+                tenant=self.tenant_id,
                 vendor=self.vendor,
-                unrecorded=len(self._done),
+                jobs=len(self._done),
             )
-        log.info("lane stopped", tenant=self.tenant.id, vendor=self.vendor)
-
-
-def _json_or_none(raw: bytes) -> Any:
-    return _decode(raw) if raw else None
-
-
-def _loop_failed(event: str, lane: Lane, exc: Exception) -> None:
-    """A worker loop's failed step: logged, then retried by the loop. Besides RedisError and
-    OSError, redis-py's cluster client raises RedisClusterException (not a RedisError) and,
-    around a failover, errors of its own internals; a loop that let one escape would die and
-    deliver nothing until a restart."""
-    log.warning(
-        event, tenant=lane.tenant.id, vendor=lane.vendor, error=f"{type(exc).__name__}: {exc}"
-    )
+        log.info("lane stopped", tenant=self.tenant_id, vendor=self.vendor)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
     """Until ``stop`` is set or ``seconds`` have passed. Not ``asyncio.wait_for``: on Python
     3.11 it can swallow a cancellation that arrives as its inner wait completes, and a loop
-    that missed Lane.run's cancel went on to one more Redis call, hanging the shutdown for its
+    that missed Lane.run's cancel went on to one more Redis call, holding the shutdown for its
     whole socket timeout."""
     if stop.is_set():
         return

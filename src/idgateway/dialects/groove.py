@@ -17,7 +17,18 @@ import msgspec
 from msgspec import Meta
 
 from idgateway.dialects._paths import child
-from idgateway.fields import READ_ONLY, FieldInput, RecordOp, Registry, Violation, validate
+from idgateway.fields import (
+    READ_ONLY,
+    FieldInput,
+    IdentifyStep,
+    LogoutStep,
+    RecordOp,
+    Registry,
+    SessionStep,
+    SetStep,
+    Violation,
+    validate,
+)
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
 
@@ -75,10 +86,12 @@ class CallsRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 @dataclass
 class TranslatedCalls:
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[SessionStep] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)  # paths of identify calls failing user_hash
+    # Paths of identifying fields a publishable key tried to set without proof (SPEC §5.1).
+    claims: list[str] = field(default_factory=list)
 
 
 def user_hash_ok(secret: str, raw: Any, normalised: str, given: str) -> bool:
@@ -93,37 +106,44 @@ def user_hash_ok(secret: str, raw: Any, normalised: str, given: str) -> bool:
 
 
 def _set_step(
-    ns: Literal["c", "o"],
     registry: Registry,
     props: dict[str, Any],
     base: str,
     out: TranslatedCalls,
+    *,
+    proof_needed: bool,
 ) -> None:
-    prefix = "contact_" if ns == "c" else "company_"
+    """A ``setContact`` / ``setCompany``. With ``proof_needed`` (a publishable key under
+    required verification) an identifying field is a claim nobody proved: it is listed in
+    ``out.claims`` and the call is refused, whatever its value (null included)."""
+    prefix = f"{registry.entity}_"
     inputs: list[FieldInput] = []
     for name, value in props.items():
         key = name[len(prefix) :] if name.startswith(prefix) else None
         if not key or key in READ_ONLY[registry.entity]:
             out.discarded.append(name)
             continue
+        spec = registry.fields.get(key)
+        if proof_needed and spec is not None and spec.identifying:
+            out.claims.append(child(base, name))
+            continue
         inputs.append(FieldInput(key, value, child(base, name), name=name))
     change, found = validate(registry, inputs, unknown="discard")
     change.required = []  # a set call never creates; identify checks required fields
     out.violations.extend(found)
     out.discarded.extend(change.discarded)
-    out.steps.append({"op": "set", **RecordOp(ns, change, registry).to_json()})
+    out.steps.append(SetStep(RecordOp(change, registry)))
 
 
 def _identify_step(
-    ns: Literal["c", "o"],
     registry: Registry,
     call: IdentifyContact | IdentifyCompany,
     base: str,
     out: TranslatedCalls,
 ) -> str | None:
     """Adds the step; returns the normalised identifying value (for ``user_hash``)."""
-    fixed = _CONTACT_IDENTIFY if ns == "c" else _COMPANY_IDENTIFY
-    prefix = "contact_" if ns == "c" else "company_"
+    fixed = _CONTACT_IDENTIFY if registry.entity == "contact" else _COMPANY_IDENTIFY
+    prefix = f"{registry.entity}_"
     key = fixed.get(call.key)
     if key is None and call.key.startswith(prefix):
         spec = registry.fields.get(call.key[len(prefix) :])
@@ -145,8 +165,7 @@ def _identify_step(
     # The value only names the record: one that is found keeps its own fields (the value may
     # be a secondary email of it); one that is created starts with the value.
     on_create = {spec.hfield: change.sets.pop(spec.hfield)}
-    op = RecordOp(ns, change, registry, on_create=on_create)
-    out.steps.append({"op": "identify", **op.to_json()})
+    out.steps.append(IdentifyStep(RecordOp(change, registry, on_create=on_create)))
     return change.lookups[0][1]
 
 
@@ -160,17 +179,18 @@ def translate_calls(
     publishable: bool,
 ) -> TranslatedCalls:
     out = TranslatedCalls()
+    # SPEC §5.1: only a server or a verified identify can claim an identifier.
+    proof = publishable and verification == "required"
     for i, call in enumerate(req.calls):
         base = f"$.calls[{i}]"
-        if isinstance(call, SetContact):
-            _set_step("c", contacts, call.properties, f"{base}.properties", out)
-        elif isinstance(call, SetCompany):
-            _set_step("o", companies, call.properties, f"{base}.properties", out)
+        if isinstance(call, SetContact | SetCompany):
+            registry = contacts if isinstance(call, SetContact) else companies
+            _set_step(registry, call.properties, f"{base}.properties", out, proof_needed=proof)
         elif isinstance(call, IdentifyContact | IdentifyCompany):
             # SPEC §5.1 asks it of identifyContact; companies are held to the same rule, or a
             # browser could bind (and set fields on) any company by its domain.
-            ns: Literal["c", "o"] = "c" if isinstance(call, IdentifyContact) else "o"
-            value = _identify_step(ns, contacts if ns == "c" else companies, call, base, out)
+            registry = contacts if isinstance(call, IdentifyContact) else companies
+            value = _identify_step(registry, call, base, out)
             if value is None or verification == "off" or identity_secret is None:
                 continue
             if call.user_hash is None:
@@ -179,5 +199,5 @@ def translate_calls(
             elif not user_hash_ok(identity_secret, call.value, value, call.user_hash):
                 out.unverified.append(f"{base}.user_hash")
         else:
-            out.steps.append({"op": "logout"})
+            out.steps.append(LogoutStep())
     return out

@@ -1,4 +1,5 @@
-"""The gateway's own API (SPEC §5.2): ``POST /v1/identify`` and ``POST /v1/group``."""
+"""The gateway's own API (SPEC §5.2, §5.3): ``POST /v1/identify``, ``POST /v1/group`` and the
+lookup queries of ``GET /v1/contacts`` / ``GET /v1/companies``."""
 
 from __future__ import annotations
 
@@ -9,8 +10,17 @@ import msgspec
 from msgspec import Meta
 
 from idgateway.dialects._paths import child
-from idgateway.fields import FieldInput, RecordChange, Registry, Violation, validate
-from idgateway.model import CONTACT_PREFIX, parse_record_id
+from idgateway.errors import Malformed, ValidationFailed
+from idgateway.fields import (
+    COERCERS,
+    FieldInput,
+    FieldSpec,
+    RecordChange,
+    Registry,
+    Violation,
+    validate,
+)
+from idgateway.model import CONTACT_PREFIX, InvalidValue, is_junk, parse_record_id
 
 SessionId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
 UserId = str | int
@@ -102,3 +112,37 @@ def translate_group(req: GroupRequest, contacts: Registry, companies: Registry) 
     if target is not None:
         contact = RecordChange()
     return Translated(contact, company, violations, contact_target=target)
+
+
+def translate_lookup(
+    registry: Registry, params: dict[str, str], aliases: dict[str, str]
+) -> tuple[FieldSpec, str]:
+    """The identifying field and normalised value of a lookup query such as ``?email=…``
+    (SPEC §5.3). List fields share their uniqueness with the primary field: ``email`` finds
+    secondary emails too.
+
+    Raises:
+        Malformed: not exactly one parameter, or one that names no identifying field.
+        ValidationFailed: the value is junk or not a value of the field's type.
+    """
+    if len(params) != 1:
+        names = sorted(
+            {*aliases, *(f.key for f in registry.identifying)}
+            - {f.key for f in registry.identifying if f.is_list}
+            - set(aliases.values())
+        )
+        raise Malformed(f"give exactly one lookup parameter: {', '.join(names)}")
+    ((name, raw),) = params.items()
+    spec = registry.fields.get(aliases.get(name, name))
+    if spec is None or not spec.identifying or spec.is_list:
+        raise Malformed(f"{name!r} is not an identifying field")
+    path = f"query:{name}"
+    if is_junk(raw, registry.blocked):
+        raise ValidationFailed(
+            [Violation(path, "blocked_identifier", f"{raw!r} does not identify anyone")]
+        )
+    try:
+        value = COERCERS[spec.type](raw, spec)
+    except InvalidValue as exc:
+        raise ValidationFailed([Violation(path, exc.code, exc.message)]) from None
+    return spec, str(value)

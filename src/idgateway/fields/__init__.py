@@ -1,6 +1,6 @@
 """Field types, the per-tenant registry and validation (pure, no I/O)."""
 
-from idgateway.fields._ops import Namespace, RecordOp
+from idgateway.fields._ops import IdentifyStep, LogoutStep, RecordOp, SessionStep, SetStep
 from idgateway.fields._registry import (
     CUSTOM_PREFIX,
     READ_ONLY,
@@ -23,10 +23,13 @@ __all__ = [
     "Entity",
     "FieldInput",
     "FieldSpec",
-    "Namespace",
+    "IdentifyStep",
+    "LogoutStep",
     "RecordChange",
     "RecordOp",
     "Registry",
+    "SessionStep",
+    "SetStep",
     "Violation",
     "build_registry",
     "is_valid_key",

@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-import msgspec
-
 if TYPE_CHECKING:
     from idgateway.settings import FieldConfig, TenantFile
 
@@ -63,6 +61,7 @@ _CONTACT_STANDARD: tuple[tuple[str, str, str | None, bool], ...] = (
     ("tags", "tags", None, False),
 )
 _COMPANY_STANDARD: tuple[tuple[str, str, str | None, bool], ...] = (
+    ("external_id", "external_id", "x", False),  # the app's own account id (Segment groupId)
     ("domain", "domain", "d", False),
     ("secondary_domains", "domain_list", "d", True),
     ("facebook", "handle", "f", False),
@@ -85,7 +84,7 @@ STANDARD_KEYS: dict[Entity, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: built once per tenant
 class Registry:
     """What one tenant accepts for one entity (contacts or companies)."""
 
@@ -94,12 +93,15 @@ class Registry:
     unknown: UnknownPolicy
     default_region: str | None
     blocked: tuple[re.Pattern[str], ...]
-    # The identifying hash fields, as the store scripts want them: [[hfield, kind, is_list]].
-    index_spec: bytes
 
     @property
     def required(self) -> list[FieldSpec]:
         return [f for f in self.fields.values() if f.required]
+
+    @property
+    def identifying(self) -> list[FieldSpec]:
+        """The fields a record is found by (SPEC §2.3)."""
+        return [f for f in self.fields.values() if f.identifying]
 
 
 def _custom_spec(cfg: FieldConfig, default_region: str | None) -> FieldSpec:
@@ -134,16 +136,12 @@ def build_registry(tenant: TenantFile, entity: Entity) -> Registry:
     declared = tenant.fields.contact if entity == "contact" else tenant.fields.company
     for cfg in declared:
         specs[cfg.key] = _custom_spec(cfg, tenant.default_region)
-    index = [
-        [s.hfield, s.index_kind, 1 if s.is_list else 0] for s in specs.values() if s.index_kind
-    ]
     return Registry(
         entity=entity,
         fields=specs,
         unknown=tenant.unknown_fields,
         default_region=tenant.default_region,
         blocked=tuple(re.compile(p, re.IGNORECASE) for p in tenant.blocked_identifiers),
-        index_spec=msgspec.json.encode(index),
     )
 
 

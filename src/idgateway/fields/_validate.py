@@ -7,6 +7,7 @@ and collects *every* violation of the call instead of stopping at the first.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,10 +67,13 @@ class RecordChange:
 
 
 def _infer_type(key: str, value: Any) -> str | None:
+    if key.endswith("_at"):
+        # SPEC §3.3: a `*_at` key only ever holds a date-time; a first value of another type
+        # must not fix the key's type for the whole tenant.
+        is_time = isinstance(value, str | int | float) and not isinstance(value, bool)
+        return "datetime" if is_time else None
     if isinstance(value, bool):
         return "boolean"
-    if key.endswith("_at") and isinstance(value, str | int | float):
-        return "datetime"
     if isinstance(value, int | float):
         return "number"
     if isinstance(value, str):
@@ -81,15 +85,34 @@ def _inferred_spec(key: str, type_: str) -> FieldSpec:
     return FieldSpec(key=key, type=type_, hfield=CUSTOM_PREFIX + key, custom=True)
 
 
+def _raw_items(value: Any, spec: FieldSpec) -> list[Any]:
+    """The raw values of an identifying input (a list field may hold several)."""
+    if spec.is_list and isinstance(value, str):
+        return value.split(",")
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+_INVISIBLE = frozenset({"Cc", "Cf"})  # control and format characters (NUL, zero-width, bidi)
+
+
+def _identifier_problem(value: Any, spec: FieldSpec) -> str | None:
+    """Why a raw identifying value can never name anyone (SPEC §2.3), or None: nothing
+    invisible may tell two identities apart, and an external id is taken as it is given."""
+    for item in _raw_items(value, spec):
+        if not isinstance(item, str):
+            continue
+        if not item.isprintable() and any(unicodedata.category(c) in _INVISIBLE for c in item):
+            return "holds a control or invisible formatting character"
+        if spec.type == "external_id" and item != item.strip():
+            return "an external id has no leading or trailing whitespace"
+    return None
+
+
 def _raw_junk(value: Any, spec: FieldSpec, registry: Registry) -> str | None:
     """The first junk identifier in a raw value (a list field may hold several)."""
-    if spec.is_list and isinstance(value, str):
-        items: list[Any] = value.split(",")
-    elif isinstance(value, list):
-        items = value
-    else:
-        items = [value]
-    for item in items:
+    for item in _raw_items(value, spec):
         if (
             isinstance(item, str | int)
             and not isinstance(item, bool)
@@ -153,6 +176,16 @@ def validate(
                 continue
             if value is not None:
                 inferred_type = _infer_type(key, value)
+                if inferred_type is None and key.endswith("_at"):
+                    violations.append(
+                        Violation(
+                            path,
+                            "type",
+                            f"a `*_at` field holds a date-time (RFC 3339 or unix seconds), "
+                            f"got {type_name(value)}",
+                        )
+                    )
+                    continue
                 if inferred_type is None:
                     violations.append(
                         Violation(
@@ -184,6 +217,10 @@ def validate(
                 violations.append(
                     Violation(path, "blocked_identifier", f"{junk!r} does not identify anyone")
                 )
+                continue
+            problem = _identifier_problem(value, spec)
+            if problem is not None:
+                violations.append(Violation(path, "invalid_identifier", problem))
                 continue
         try:
             stored = COERCERS[spec.type](value, spec)

@@ -12,34 +12,33 @@ from idgateway.model._identifiers import (
 from idgateway.model._ids import (
     COMPANY_PREFIX,
     CONTACT_PREFIX,
+    MINTED_SESSION_PREFIX,
     format_epoch_ms,
     format_timestamp,
+    is_minted_session,
+    new_session_id,
     new_ulid,
     now_ms,
     parse_record_id,
 )
-from idgateway.model._records import (
-    Company,
-    Contact,
-    changed_names,
-    company_from_hash,
-    contact_from_hash,
-)
+from idgateway.model._records import Company, Contact
+from idgateway.model._sessions import Session
 
 __all__ = [
     "COMPANY_PREFIX",
     "CONTACT_PREFIX",
     "GROOVE_RESERVED",
+    "MINTED_SESSION_PREFIX",
     "Company",
     "Contact",
     "InvalidValue",
-    "changed_names",
-    "company_from_hash",
-    "contact_from_hash",
+    "Session",
     "flatten_record",
     "format_epoch_ms",
     "format_timestamp",
     "is_junk",
+    "is_minted_session",
+    "new_session_id",
     "new_ulid",
     "normalize_domain",
     "normalize_email",

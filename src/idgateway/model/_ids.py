@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -11,6 +13,22 @@ from ulid import ULID
 CONTACT_PREFIX = "c_"
 COMPANY_PREFIX = "co_"
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+MINTED_SESSION_PREFIX = "s_"
+# SPEC §4.2: a session id is a bearer capability, so a minted one carries 144 random bits.
+_SESSION_BYTES = 18
+
+
+def new_session_id() -> str:
+    """A minted browser session id: ``s_`` + 144 random bits in base64url (24 characters)."""
+    token = base64.urlsafe_b64encode(secrets.token_bytes(_SESSION_BYTES)).decode()
+    return MINTED_SESSION_PREFIX + token
+
+
+def is_minted_session(session_id: str) -> bool:
+    """``s_`` ids are only ever created by minting (SPEC §4.2)."""
+    return session_id.startswith(MINTED_SESSION_PREFIX)
 
 
 def new_ulid() -> str:

@@ -1,16 +1,10 @@
-"""Canonical contact and company records (SPEC §2) and their decoding from a stored hash."""
+"""Canonical contact and company records (SPEC §2), as every API returns them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import msgspec
-
-from idgateway.model._ids import COMPANY_PREFIX, CONTACT_PREFIX, format_epoch_ms
-
-_decode = msgspec.json.Decoder().decode
-_CUSTOM = b"p."
-_REF = b"r."
 
 
 class Contact(msgspec.Struct, kw_only=True):
@@ -36,6 +30,7 @@ class Contact(msgspec.Struct, kw_only=True):
 
 class Company(msgspec.Struct, kw_only=True):
     id: str
+    external_id: str | None = None
     domain: str | None = None
     secondary_domains: list[str] = msgspec.field(default_factory=list)
     facebook: str | None = None
@@ -48,70 +43,3 @@ class Company(msgspec.Struct, kw_only=True):
     created_at: str
     updated_at: str
     version: int
-
-
-def _split(
-    stored: dict[bytes, bytes],
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], dict[bytes, bytes]]:
-    standard: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
-    refs: dict[str, str] = {}
-    meta: dict[bytes, bytes] = {}
-    for field, value in stored.items():
-        if field.startswith(b"_"):
-            meta[field] = value
-        elif field.startswith(_CUSTOM):
-            properties[field[2:].decode()] = _decode(value)
-        elif field.startswith(_REF):
-            refs[field[2:].decode()] = value.decode()
-        else:
-            standard[field.decode()] = _decode(value)
-    return standard, dict(sorted(properties.items())), refs, meta
-
-
-def contact_from_hash(ulid: str, stored: dict[bytes, bytes]) -> Contact:
-    standard, properties, refs, meta = _split(stored)
-    if "name" not in standard:
-        full = " ".join(p for p in (standard.get("first_name"), standard.get("last_name")) if p)
-        if full:
-            standard["name"] = full
-    companies = _decode(meta[b"_co"]) if b"_co" in meta else []
-    return Contact(
-        id=CONTACT_PREFIX + ulid,
-        **standard,
-        properties=properties,
-        company_ids=[COMPANY_PREFIX + c for c in companies],
-        vendor_refs=refs,
-        created_at=format_epoch_ms(int(meta[b"_c"])),
-        updated_at=format_epoch_ms(int(meta[b"_u"])),
-        version=int(meta[b"_v"]),
-    )
-
-
-def company_from_hash(ulid: str, stored: dict[bytes, bytes]) -> Company:
-    standard, properties, _refs, meta = _split(stored)
-    return Company(
-        id=COMPANY_PREFIX + ulid,
-        **standard,
-        properties=properties,
-        contact_count=int(meta.get(b"_n", b"0")),
-        created_at=format_epoch_ms(int(meta[b"_c"])),
-        updated_at=format_epoch_ms(int(meta[b"_u"])),
-        version=int(meta[b"_v"]),
-    )
-
-
-def changed_names(hfields: list[bytes] | list[str]) -> list[str]:
-    """Stored hash fields → the names a response lists in ``changed``."""
-    out: list[str] = []
-    for raw in hfields:
-        hf = raw.decode() if isinstance(raw, bytes) else raw
-        if hf.startswith("p."):
-            out.append("properties." + hf[2:])
-        elif hf == "_co":
-            out.append("company_ids")
-        elif hf == "_n":
-            out.append("contact_count")
-        else:
-            out.append(hf)
-    return sorted(out)

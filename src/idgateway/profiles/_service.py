@@ -1,11 +1,11 @@
 """Profile data cache and rendering (SPEC §7).
 
-Webhook data is cached per (tenant, email) in the hash ``…:pf:<email>`` (``d`` data JSON,
-``at`` fetch time in ms, ``inv`` set by a new message). It is fetched again when older than
-``cache_ttl``, after a new message, and on ``refresh``. Concurrent requests share one fetch: in
-one process through a shared future, across processes through the lock ``…:pfl:<email>`` —
-the others wait for the holder's result. When a fetch fails and data exists, that data is
-served with ``stale``.
+Webhook data is cached per (tenant, email) (:class:`~idgateway.store.ProfileCache`). It is
+fetched again when older than ``cache_ttl``, after a new message, and on ``refresh``.
+Concurrent requests share one fetch: in one process through a shared future, across processes
+through the cache's lock — the others wait for the holder's result. When a fetch fails and
+data exists, that data is served with ``stale``. A render of a fresh cached profile reads the
+contact and its data in one round trip.
 """
 
 from __future__ import annotations
@@ -19,8 +19,18 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from idgateway.errors import WebhookFailed
-from idgateway.model import Contact, flatten_record, format_epoch_ms, now_ms
+from idgateway.errors import NotFound, ValidationFailed, WebhookFailed
+from idgateway.fields import Violation
+from idgateway.model import (
+    CONTACT_PREFIX,
+    Contact,
+    InvalidValue,
+    flatten_record,
+    format_epoch_ms,
+    normalize_email,
+    now_ms,
+    parse_record_id,
+)
 from idgateway.profiles._liquid import (
     TemplateProblem,
     compile_file,
@@ -31,21 +41,17 @@ from idgateway.profiles._liquid import (
 )
 from idgateway.profiles._metrics import PROFILE_CACHE
 from idgateway.profiles._webhook import fetch_profile
-from idgateway.store import TenantKeys
 
 if TYPE_CHECKING:
     from liquid import Template
-    from redis.asyncio import Redis
 
     from idgateway.net import GuardedClient
-    from idgateway.settings._schema import ProfileConfig
+    from idgateway.settings import ProfileConfig
+    from idgateway.store import CachedProfile, ProfileCache, RecordRepository
     from idgateway.tenancy import Tenant
 
 log = structlog.get_logger(__name__)
 RESERVED = ("name", "status", "email", "first_name", "last_name", "full_name")
-KEEP_MS = 30 * 86400 * 1000  # cached webhook data lives 30 days after its last fetch
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 
 
 @dataclass
@@ -66,16 +72,15 @@ class RenderedProfile(msgspec.Struct):
 
 
 class ProfileService:
-    def __init__(self, client: Redis, http: GuardedClient) -> None:
-        self.client = client
+    """Profile data per (tenant, email): cached in Redis, fetched once across processes."""
+
+    def __init__(self, cache: ProfileCache, records: RecordRepository, http: GuardedClient) -> None:
+        self.cache = cache
+        self.records = records
         self.http = http
         self._inflight: dict[tuple[str, str], asyncio.Future[ProfileData]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.fetches = 0  # webhook calls made by this process (tests and metrics read it)
-
-    def _keys(self, tenant: Tenant, email: str) -> tuple[str, str]:
-        prefix = TenantKeys(tenant.id).prefix
-        return f"{prefix}pf:{email}", f"{prefix}pfl:{email}"
 
     async def _fetch(self, tenant: Tenant, config: ProfileConfig, email: str) -> dict[str, Any]:
         self.fetches += 1
@@ -88,18 +93,38 @@ class ProfileService:
             allow_private=tenant.config.allow_private_networks,
         )
 
+    async def contact_and_data(
+        self, tenant: Tenant, ulid: str, *, force: bool = False
+    ) -> tuple[Contact, ProfileData] | None:
+        """A contact and its profile data: one round trip when the cache is fresh."""
+        found = await self.cache.read(tenant.id, ulid)
+        if found is None:
+            return None
+        contact, cached = found
+        if not contact.email:
+            return contact, ProfileData(
+                {}, None, warnings=["the contact has no email: the webhook was not called"]
+            )
+        return contact, await self._data(tenant, contact.email, cached, force=force)
+
     async def data(self, tenant: Tenant, email: str, *, force: bool = False) -> ProfileData:
+        cached = await self.cache.get(tenant.id, email)
+        return await self._data(tenant, email, cached, force=force)
+
+    async def _data(
+        self, tenant: Tenant, email: str, cached: CachedProfile | None, *, force: bool
+    ) -> ProfileData:
         config = tenant.config.profile
         assert config is not None
-        cache_key, _lock = self._keys(tenant, email)
-        cached = await self.client.hgetall(cache_key)
-        if b"d" not in cached:  # nothing cached (a lone `inv` left by a message is nothing)
-            cached = {}
-        if cached and not force and b"inv" not in cached:
-            fetched = int(cached[b"at"])
-            if now_ms() - fetched < config.cache_ttl * 1000:
-                PROFILE_CACHE.labels("hit").inc()
-                return ProfileData(_decode(cached[b"d"]), fetched)
+        fresh = (
+            cached is not None
+            and not cached.invalidated
+            and (now_ms() - cached.fetched_at < config.cache_ttl * 1000)
+        )
+        if fresh and not force:
+            assert cached is not None
+            PROFILE_CACHE.labels("hit").inc()
+            return ProfileData(cached.data, cached.fetched_at)
         flight = (tenant.id, email)
         if flight in self._inflight:
             return await asyncio.shield(self._inflight[flight])
@@ -117,66 +142,95 @@ class ProfileService:
             del self._inflight[flight]
 
     async def _refresh(
-        self, tenant: Tenant, config: ProfileConfig, email: str, cached: dict[bytes, bytes]
+        self, tenant: Tenant, config: ProfileConfig, email: str, cached: CachedProfile | None
     ) -> ProfileData:
-        cache_key, lock_key = self._keys(tenant, email)
         wait_ms = int((config.timeout + 2) * 1000)
-        error_key = f"{lock_key}:err"
-        if await self.client.set(lock_key, b"1", nx=True, px=wait_ms):
+        if await self.cache.lock(tenant.id, email, wait_ms):
             try:
-                await self.client.delete(error_key)
                 try:
                     data = await self._fetch(tenant, config, email)
                 except WebhookFailed as exc:
                     PROFILE_CACHE.labels("failed").inc()
                     # Requests waiting in other processes learn why (SPEC §7: say what was wrong).
-                    await self.client.set(error_key, exc.detail.encode(), px=wait_ms)
-                    if not cached:
+                    await self.cache.note_failure(tenant.id, email, exc.detail, wait_ms)
+                    if cached is None:
                         raise
                     return ProfileData(
-                        _decode(cached[b"d"]),
-                        int(cached[b"at"]),
+                        cached.data,
+                        cached.fetched_at,
                         stale=True,
                         warnings=[f"showing earlier data: {exc.detail}"],
                     )
                 fetched = now_ms()
-                async with self.client.pipeline(transaction=True) as pipe:
-                    pipe.hset(cache_key, mapping={"d": _encode(data), "at": fetched})
-                    pipe.hdel(cache_key, "inv")
-                    # kept past cache_ttl only to serve stale data when the webhook fails
-                    pipe.pexpire(cache_key, KEEP_MS)
-                    await pipe.execute()
+                await self.cache.save(tenant.id, email, data, fetched)
                 PROFILE_CACHE.labels("fetched").inc()
                 return ProfileData(data, fetched)
             finally:
-                await self.client.delete(lock_key)
+                await self.cache.unlock(tenant.id, email)
         # Another process is fetching: wait for its result.
         deadline = time.monotonic() + wait_ms / 1000
-        before = cached.get(b"at")
+        before = cached.fetched_at if cached else None
         while time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-            if not await self.client.exists(lock_key):
+            if not await self.cache.locked(tenant.id, email):
                 break
-        now = await self.client.hgetall(cache_key)
-        if now and now.get(b"at") != before:
+        now = await self.cache.get(tenant.id, email)
+        if now is not None and now.fetched_at != before:
             PROFILE_CACHE.labels("shared").inc()
-            return ProfileData(_decode(now[b"d"]), int(now[b"at"]))
-        raw = await self.client.get(error_key)
-        reason = raw.decode() if raw else "the webhook fetch of another request did not complete"
-        if cached:
+            return ProfileData(now.data, now.fetched_at)
+        reason = await self.cache.failure(tenant.id, email)
+        reason = reason or "the webhook fetch of another request did not complete"
+        if cached is not None:
             return ProfileData(
-                _decode(cached[b"d"]),
-                int(cached[b"at"]),
+                cached.data,
+                cached.fetched_at,
                 stale=True,
                 warnings=[f"showing earlier data: {reason}"],
             )
         raise WebhookFailed(reason)
 
+    # --- use cases (SPEC §5.3) ----------------------------------------------------------------
+
+    async def render(self, tenant: Tenant, contact_id: str, *, refresh: bool) -> RenderedProfile:
+        """The contact's profile, from cached data when fresh (``refresh``: fetch anew)."""
+        config = _config(tenant)
+        found = await self.contact_and_data(tenant, _contact_ulid(contact_id), force=refresh)
+        if found is None:
+            raise NotFound("no such contact")
+        contact, data = found
+        return render_profile(config, data, contact, contact.email or "")
+
+    async def new_message(self, tenant: Tenant, contact_id: str) -> None:
+        """A new incoming message: its contact's profile data is refreshed in the background."""
+        contact = await self.records.contact(tenant.id, _contact_ulid(contact_id))
+        if contact is None:
+            raise NotFound("no such contact")
+        if tenant.config.profile is not None and contact.email:
+            await self.invalidate(tenant, contact.email)
+
+    async def preview(
+        self, tenant: Tenant, email: str, template_source: str | None
+    ) -> RenderedProfile:
+        """Fetch and render for an email, with an optional draft template; saves nothing."""
+        config = _config(tenant)
+        try:
+            address = normalize_email(email)
+        except InvalidValue as exc:
+            raise ValidationFailed([Violation("$.email", exc.code, exc.message)]) from None
+        template = None
+        if template_source is not None:
+            try:
+                template = compile_source(template_source)
+            except TemplateProblem as exc:
+                raise ValidationFailed([Violation("$.template", "template", exc.message)]) from None
+        fetched = await self._fetch(tenant, config, address)
+        spec = tenant.contacts.fields["email"]
+        contact = await self.records.find(tenant.id, tenant.contacts, spec, address)
+        return render_profile(config, ProfileData(fetched, now_ms()), contact, address, template)
+
     async def invalidate(self, tenant: Tenant, email: str) -> None:
         """A new message: the cached data is out of date; fetch again in the background."""
-        cache_key, _lock = self._keys(tenant, email)
-        if await self.client.exists(cache_key):
-            await self.client.hset(cache_key, "inv", "1")
+        await self.cache.invalidate(tenant.id, email)
         task = asyncio.create_task(self._background(tenant, email))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -193,6 +247,19 @@ class ProfileService:
         if self.tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait(self.tasks, timeout=5)
+
+
+def _config(tenant: Tenant) -> ProfileConfig:
+    if tenant.config.profile is None:
+        raise NotFound("this tenant has no [profile] configured")
+    return tenant.config.profile
+
+
+def _contact_ulid(contact_id: str) -> str:
+    ulid = parse_record_id(contact_id, CONTACT_PREFIX)
+    if ulid is None:
+        raise NotFound("no such contact")
+    return ulid
 
 
 def render_context(

@@ -12,6 +12,9 @@ from idgateway.settings._schema import (
     FieldConfig,
     FieldType,
     GatewayFile,
+    KeyKind,
+    ProfileConfig,
+    Rate,
     TenantFile,
 )
 
@@ -23,6 +26,9 @@ __all__ = [
     "FieldConfig",
     "FieldType",
     "GatewayFile",
+    "KeyKind",
+    "ProfileConfig",
+    "Rate",
     "Settings",
     "TenantFile",
     "load_settings",

@@ -30,9 +30,35 @@ class Duration(float):
         return cls(float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
+_RATE = re.compile(r"^(\d+)\s*/\s*(s|m|h)$")
+_RATE_WINDOW = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class Rate(msgspec.Struct, frozen=True):
+    """A rate limit, written in config as ``<n>/s``, ``<n>/m`` or ``<n>/h`` (SPEC §8)."""
+
+    quota: int
+    window_s: float
+
+    @classmethod
+    def parse(cls, text: object) -> Rate:
+        if not isinstance(text, str):
+            raise TypeError(f"expected a rate like '1000/s', got {type(text).__name__}")
+        match = _RATE.match(text.strip())
+        if match is None or int(match.group(1)) < 1:
+            raise ValueError(f"invalid rate {text!r}: use <n>/s, <n>/m or <n>/h, e.g. '20/s'")
+        return cls(int(match.group(1)), _RATE_WINDOW[match.group(2)])
+
+    def __str__(self) -> str:
+        unit = {1.0: "s", 60.0: "m", 3600.0: "h"}[self.window_s]
+        return f"{self.quota}/{unit}"
+
+
 def dec_hook(type_: type, obj: Any) -> Any:
     if type_ is Duration:
         return Duration.parse(obj)
+    if type_ is Rate:
+        return Rate.parse(obj)
     raise NotImplementedError(f"unsupported type {type_!r}")
 
 
@@ -134,11 +160,19 @@ FieldType = Literal[
 ]
 
 
+KeyKind = Literal["secret", "publishable", "write"]
+
+
 class ApiKeyConfig(Base):
+    """An API key (SPEC §5.1, §8). ``rate_limit``: requests of this key, shared by every
+    gateway process; for a publishable key, per session, and ten times that per client
+    address. Defaults: secret and write keys 1000/s, publishable keys 20/s."""
+
     name: str
-    kind: Literal["secret", "publishable"]
+    kind: KeyKind
     key: str | None = None
     key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+    rate_limit: Rate | None = None
 
     def __post_init__(self) -> None:
         if (self.key is None) == (self.key_sha256 is None):

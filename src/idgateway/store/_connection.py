@@ -8,15 +8,16 @@
 - :func:`warm_up` initialises a cluster client and opens a connection to every primary before
   the process serves: many concurrent first calls on a fresh redis-py cluster client fail
   (closed transports, ``'NoneType' object has no attribute 'writelines'``).
-- :func:`run_and_wait` runs a write script and ``WAIT``\\ s for replicas on the same
+- :func:`call_and_wait` runs a write (``FCALL``) and ``WAIT``\\ s for replicas on the same
   connection (``redis.wait_replicas``).
+- :data:`UNAVAILABLE`: what a call into the store raises when Redis does not answer.
 
-The cluster client's stream reads do not depend on one node (:class:`_StreamKeysParser`):
-redis-py finds the keys of a command with "movable keys" such as XREADGROUP by asking one
-fixed node (``COMMAND GETKEYS``), chosen when the client started. Once that node died, every
-stream read of the process failed, whichever shard its key was on, until the node came back
-(issue 11, F2), and since the failure was not in the command itself the client never re-read
-the topology.
+The cluster client's function calls and stream reads do not depend on one node
+(:class:`_KeysParser`): redis-py finds the keys of a command with "movable keys" (FCALL,
+XREADGROUP) by asking one fixed node (``COMMAND GETKEYS``, one more round trip per call),
+chosen when the client started. Once that node died, every such call of the process failed,
+whichever shard its key was on, until the node came back (issue 11, F2), and since the
+failure was not in the command itself the client never re-read the topology.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+import redis.cluster
 import structlog
 from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio import Redis
@@ -38,17 +40,21 @@ from redis.exceptions import (
 )
 from redis.exceptions import (
     MovedError,
-    NoScriptError,
     RedisClusterException,
     RedisError,
     ResponseError,
 )
 from redis.retry import Retry
 
-if TYPE_CHECKING:
-    from redis.commands.core import AsyncScript
-
 log = structlog.get_logger(__name__)
+
+Client = Redis | RedisCluster
+SyncClient = redis.Redis | redis.RedisCluster
+# What a call into the store raises when Redis does not answer (or answers with an error the
+# gateway did not cause): callers above the store catch these, never redis-py's own names.
+# RedisClusterException is not a RedisError: redis-py's cluster client raises it when no
+# seed answers, or no node covers a slot, around a failover.
+UNAVAILABLE: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 # Per node: redis-py's cluster client raises MaxConnectionsError past this (it does not wait
 # for a free connection as the single-server pool does); 100 by default was hit at 320
@@ -66,12 +72,16 @@ class ReplicaTimeout(RedisError):
     """A write was applied on its primary but no replica acknowledged it in time."""
 
 
-class _StreamKeysParser(AsyncCommandsParser):
-    """Finds the keys of XREAD / XREADGROUP in the command itself (the streams follow
-    ``STREAMS``, then as many ids); other commands as redis-py does."""
+class _KeysParser(AsyncCommandsParser):
+    """Finds the keys of FCALL / FCALL_RO (``numkeys`` keys after the function name) and
+    XREAD / XREADGROUP (the streams after ``STREAMS``, then as many ids) in the command
+    itself; other commands as redis-py does."""
 
     async def get_keys(self, *args: Any) -> Any:
         name = _text(args[0]).upper() if args else ""
+        if name in ("FCALL", "FCALL_RO") and len(args) >= 3:
+            count = int(_text(args[2]))
+            return tuple(args[3 : 3 + count]) or None
         if name in ("XREAD", "XREADGROUP"):
             # XREADGROUP GROUP <group> <consumer> [options] STREAMS k1 … id1 …: the group and
             # consumer names come first, so a stream named like the keyword is no trouble
@@ -130,13 +140,12 @@ def describe(url: str) -> str:
     return ", ".join(out)
 
 
-def connect(url: str, *, cluster: bool = False, **kwargs: Any) -> Redis:
+def connect(url: str, *, cluster: bool = False, **kwargs: Any) -> Client:
     """The asyncio client of ``url``. Create it inside the running event loop (the app's
     lifespan, the worker's main).
 
     With ``cluster`` every seed of ``url`` is a startup node (credentials and TLS come from
-    the first). Typed as :class:`Redis`: the cluster client offers the same commands for
-    the single-slot keys the gateway uses.
+    the first).
     """
     options: dict[str, Any] = {"decode_responses": False, "health_check_interval": 30}
     options.update(kwargs)
@@ -162,12 +171,21 @@ def connect(url: str, *, cluster: bool = False, **kwargs: Any) -> Redis:
         "retry", Retry(backoff=ExponentialWithJitterBackoff(base=0.05, cap=0.4), retries=4)
     )
     client = _Cluster.from_url(seeds[0], startup_nodes=startup, **options)
-    client.commands_parser = _StreamKeysParser()
-    return cast("Redis", client)
+    client.commands_parser = _KeysParser()
+    return client
 
 
-def is_cluster_client(client: Any) -> bool:
-    return isinstance(client, RedisCluster)
+def connect_sync(url: str, *, cluster: bool = False, **kwargs: Any) -> SyncClient:
+    """A synchronous client (for code that runs in a thread, e.g. Prometheus collectors)."""
+    seeds = seed_urls(url)
+    if not cluster:
+        return redis.Redis.from_url(seeds[0], **kwargs)
+    startup = [
+        redis.cluster.ClusterNode(urlsplit(s).hostname or "127.0.0.1", urlsplit(s).port or 6379)  # type: ignore[no-untyped-call]
+        for s in seeds[1:]
+    ]
+    # the sync cluster client reads the topology here: it raises if no seed answers
+    return redis.RedisCluster.from_url(seeds[0], startup_nodes=startup, **kwargs)
 
 
 # --- the kind of server -----------------------------------------------------------------------
@@ -238,7 +256,7 @@ async def wait_for_redis(
             await asyncio.to_thread(check_server_kind, url, cluster=cluster)
         except ServerKindMismatch:
             raise
-        except (RedisError, OSError) as exc:
+        except UNAVAILABLE as exc:
             log.error(
                 "redis unreachable; retrying",
                 role=role,
@@ -260,15 +278,11 @@ async def wait_for_redis(
     return False
 
 
-async def warm_up(client: Redis, *, scripts: object = None, attempts: int = 20) -> bool:
-    """Initialise a cluster client, open a connection to every primary and load the Lua
-    scripts of ``scripts`` (a :class:`~idgateway.store.Scripts`) there, retrying for a few
-    seconds; on a single server, ping and load. False (logged) if it did not succeed: the
-    process serves anyway, answering 503 until Redis does.
-
-    Loading up front matters on a cluster: a script's first call elsewhere loads it on *every*
-    primary, which fails while one of them is down."""
-    sources = [s.script for s in vars(scripts).values() if hasattr(s, "script")] if scripts else []
+async def warm_up(client: Client, *, library: Any = None, attempts: int = 20) -> bool:
+    """Initialise a cluster client and open a connection to every primary (ping a single
+    server), and load the function library (``library.load()``, on every primary), retrying
+    for a few seconds. False (logged) if it did not succeed: the process serves anyway,
+    answering 503 until Redis does."""
     for attempt in range(1, attempts + 1):
         try:
             if isinstance(client, RedisCluster):
@@ -276,10 +290,10 @@ async def warm_up(client: Redis, *, scripts: object = None, attempts: int = 20) 
                 await client.ping(target_nodes=RedisCluster.PRIMARIES)
             else:
                 await client.ping()
-            for source in sources:
-                await client.script_load(source)
+            if library is not None:
+                await library.load()
             return True
-        except (RedisError, RedisClusterException, OSError) as exc:
+        except UNAVAILABLE as exc:
             log.warning("redis warm-up failed; retrying", error=str(exc), attempt=attempt)
             await asyncio.sleep(min(0.25 * attempt, 1.0))
     log.error("redis did not answer at start-up: calls answer 503 until it does")
@@ -289,53 +303,47 @@ async def warm_up(client: Redis, *, scripts: object = None, attempts: int = 20) 
 # --- WAIT -------------------------------------------------------------------------------------
 
 
-async def run_and_wait(
-    client: Redis,
-    script: AsyncScript,
-    keys: list[Any],
+async def call_and_wait(
+    client: Client,
     args: list[Any],
+    key: Any,
     *,
     replicas: int = 1,
     timeout_ms: int = WAIT_TIMEOUT_MS,
 ) -> Any:
-    """Run ``script`` then ``WAIT replicas timeout_ms`` in one round trip on one connection
-    (WAIT counts the replicas that acknowledged the writes *of its own connection*, so both
-    must go over the same one: a pipeline on a single server, the slot owner's connection on
-    a cluster, where redis-py's cluster pipelines refuse scripts).
+    """Send ``args`` (a write: ``FCALL …`` on ``key``'s slot), then ``WAIT replicas
+    timeout_ms``, in one round trip on one connection: WAIT counts the replicas that
+    acknowledged the writes *of its own connection*, so both must go over the same one (a
+    pipeline on a single server; the slot owner's connection on a cluster, whose pipelines
+    refuse FCALL).
 
     Raises:
-        ReplicaTimeout: the script ran (its writes stay) but fewer than ``replicas`` replicas
-            acknowledged them within ``timeout_ms``.
+        ReplicaTimeout: the write ran (it stays) but fewer than ``replicas`` replicas
+            acknowledged it within ``timeout_ms``.
+        ResponseError: the write's own error (e.g. the function is not loaded there).
     """
     started = time.perf_counter()
     for attempt in range(3):
         if isinstance(client, RedisCluster):
-            node = client.get_node_from_key(keys[0])
-            commands = [
-                PipelineCommand(0, "EVALSHA", script.sha, len(keys), *keys, *args),
-                PipelineCommand(1, "WAIT", replicas, timeout_ms),
-            ]
+            node = client.get_node_from_key(key)
+            commands = [PipelineCommand(0, *args), PipelineCommand(1, "WAIT", replicas, timeout_ms)]
             try:
                 await node.execute_pipeline(commands)
             except (RedisConnectionError, OSError):
                 await _refresh_topology(client, node.name)
                 raise
             reply, acked = commands[0].result, commands[1].result
+            if isinstance(reply, MovedError) and attempt < 2:
+                await _refresh_topology(client, None)  # a failover moved the slot: follow it
+                continue
+            if isinstance(reply, RedisConnectionError):
+                await _refresh_topology(client, node.name)
         else:
             async with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-                pipe.wait(replicas, timeout_ms)
+                pipe.execute_command(*args)
+                pipe.execute_command("WAIT", replicas, timeout_ms)
                 reply, acked = await pipe.execute(raise_on_error=False)
-        if isinstance(reply, NoScriptError):
-            # a node that never ran it (a promoted replica, a restarted server): load, again
-            await _load(client, script, keys[0])
-            continue
-        if isinstance(reply, MovedError) and isinstance(client, RedisCluster) and attempt < 2:
-            await _refresh_topology(client, None)  # a failover moved the slot: follow it
-            continue
         if isinstance(reply, BaseException):
-            if isinstance(reply, RedisConnectionError) and isinstance(client, RedisCluster):
-                await _refresh_topology(client, None)
             raise reply
         if isinstance(acked, BaseException):
             raise acked
@@ -349,17 +357,7 @@ async def run_and_wait(
     raise ReplicaTimeout("the write could not be run on its primary after 3 attempts")
 
 
-async def _load(client: Redis, script: AsyncScript, key: Any) -> None:
-    if isinstance(client, RedisCluster):
-        sha: Any = await client.get_node_from_key(key).execute_command(
-            "SCRIPT", "LOAD", script.script
-        )
-    else:
-        sha = await client.script_load(script.script)
-    script.sha = sha.decode() if isinstance(sha, bytes) else str(sha)
-
-
 async def _refresh_topology(client: RedisCluster, failed: str | None) -> None:
     """Re-read the slot map (after MOVED, or a connection error on a primary)."""
-    with contextlib.suppress(RedisError, RedisClusterException, OSError):
+    with contextlib.suppress(*UNAVAILABLE):
         await client.nodes_manager.initialize(last_failed_node_name=failed)

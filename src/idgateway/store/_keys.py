@@ -1,8 +1,11 @@
 """The Redis key map — the one place that names every key the gateway writes.
 
-Every key of a tenant starts with ``idgw:{<tenant>}:``; the braces make the tenant id the
-Redis Cluster hash tag, so every script of a tenant touches one slot. ``<id>`` is a bare
-ULID (the ``c_`` / ``co_`` prefix is added at the API edge).
+Every key of a tenant starts with ``idgw:{<tenant>}:`` (the tenant prefix, :class:`TenantKeys`);
+the braces make the tenant id the Redis Cluster hash tag, so every function call of a tenant
+touches one slot. The function library (``lua/``) derives every key from the prefix it is
+given as its one declared key, with the suffixes below. ``<id>`` is a bare ULID (the ``c_`` /
+``co_`` prefix is added at the API edge). Keys shared by all tenants (the rate limits of
+unknown API keys) live under ``idgw:{_}:`` (:data:`GLOBAL`).
 
 =========================  ======  ==========================================================
 key                        type    holds
@@ -42,10 +45,16 @@ key                        type    holds
 ``…:lease:<vendor>``       hash    record id → lease token of its current claim
 ``…:leaseseq:<vendor>``    string  counter issuing lease tokens
 ``…:dv:<vendor>``          hash    record id → version last delivered
+``…:notes:<vendor>``       hash    record id → its last delivery that carried the adapter's
+                                   return message (JSON; App Connect ``returnMessage``)
 ``…:dead``                 stream  dead letters (vendor, event, record_id, attempts, …)
 ``…:deadix``               hash    delivery id → dead-letter stream id
 ``…:deadn``                hash    vendor → dead letters waiting
 ``…:vstate``               hash    vendor → JSON state (disabled after a 410, and why)
+``…:notes:<vendor>``       hash    record id → JSON note of its last delivery (e.g. a CRM's
+                                   returnMessage)
+``…:rl:<scope>:<name>``    string  a rate limit's theoretical arrival time (µs, GCRA):
+                                   ``k:<key name>``, ``s:<session id>``, ``a:<address>``
 =========================  ======  ==========================================================
 """
 
@@ -54,10 +63,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BUCKETS = 65536
+GLOBAL = "idgw:{_}:"  # tenant ids start with [a-z0-9], so `_` is no tenant's
 
 
 def bucket(field: str) -> int:
-    """Index bucket of an index field; the Lua scripts compute the very same number."""
+    """Index bucket of an index field; ``lua/_prelude.lua`` computes the very same number."""
     h = 0
     for byte in field.encode():
         h = (h * 31 + byte) % BUCKETS
@@ -66,7 +76,7 @@ def bucket(field: str) -> int:
 
 @dataclass(frozen=True)
 class TenantKeys:
-    """Key names of one tenant."""
+    """Key names of one tenant, for the plain commands the repositories issue."""
 
     tenant: str
 
@@ -78,19 +88,8 @@ class TenantKeys:
     def outbox(self) -> str:
         return f"{self.prefix}outbox"
 
-    def contact(self, ulid: str) -> str:
-        return f"{self.prefix}c:{ulid}"
-
-    def company(self, ulid: str) -> str:
-        return f"{self.prefix}o:{ulid}"
-
     def record(self, ns: str, ulid: str) -> str:
         return f"{self.prefix}{ns}:{ulid}"
-
-    def index(self, ns: str, kind: str, value: str) -> tuple[str, str]:
-        """(hash key, hash field) of one identifying value in namespace ``c`` or ``o``."""
-        field = f"{kind}:{value}"
-        return f"{self.prefix}{ns}x:{bucket(field)}", field
 
     def types(self, ns: str) -> str:
         return f"{self.prefix}types:{ns}"
@@ -98,16 +97,27 @@ class TenantKeys:
     def session(self, session_id: str) -> str:
         return f"{self.prefix}s:{session_id}"
 
-    def contact_sessions(self, ulid: str) -> str:
-        return f"{self.prefix}cs:{ulid}"
-
-    def vendor_key(self, kind: str, vendor: str) -> str:
-        """``q``, ``f``, ``dirty``, ``jobs`` or ``dv`` key of one vendor."""
+    def vendor(self, kind: str, vendor: str) -> str:
+        """``q``, ``f``, ``jobs``, ``notes`` … key of one vendor."""
         return f"{self.prefix}{kind}:{vendor}"
+
+    def profile(self, email: str) -> str:
+        return f"{self.prefix}pf:{email}"
+
+    def profile_lock(self, email: str) -> str:
+        return f"{self.prefix}pfl:{email}"
 
     @property
     def dead(self) -> str:
         return f"{self.prefix}dead"
+
+    @property
+    def dead_count(self) -> str:
+        return f"{self.prefix}deadn"
+
+    @property
+    def vendor_state(self) -> str:
+        return f"{self.prefix}vstate"
 
     @property
     def merged(self) -> str:

@@ -1,133 +1,19 @@
--- Record writes through an overlay: reads go through to Redis once and are cached, writes
--- stay in the overlay until commit(). A script can therefore run several steps (identify,
--- flush a session buffer, link a company, ...) where each sees the previous ones, and write
--- nothing at all when a later step fails: all-or-nothing without MULTI.
--- Needs _common.lua. P (tenant key prefix) and NOW (epoch ms, string) are set by the script.
+-- Resolving and changing one record (SPEC §4.1), through the overlay.
+--
+-- A record op (RecordOpWire in store/_wire.py):
+--   {ns, new_id, target?, lookups: [[kind, value, path]], set: {hfield: json},
+--    unset: [hfield], tags_add?: [tag], infer: [[hfield, type, path]],
+--    required: [[hfield, path]], on_create?: {hfield: json}, pending?: {hfield: json}}
+-- `spec` is the namespace's identifying fields: [[hfield, kind, is_list]].
+-- Problems go to E.violations / E.conflicts / E.mismatches.
 
-local Ov = {}
-local touched, touched_order = {}, {}
-local expiries = {}
-
-local function ov(key)
-  local e = Ov[key]
-  if not e then
-    e = {f = {}, full = false, gone = false, set = {}, del = {}}
-    Ov[key] = e
-  end
-  return e
-end
-
-local function o_hget(key, field)
-  local e = ov(key)
-  local v = e.f[field]
-  if v == nil then
-    if e.full then return nil end
-    v = redis.call('HGET', key, field) or false
-    e.f[field] = v
-  end
-  return v or nil
-end
-
-local function o_hgetall(key)
-  local e = ov(key)
-  if not e.full then
-    local flat = redis.call('HGETALL', key)
-    for i = 1, #flat, 2 do
-      if e.f[flat[i]] == nil then e.f[flat[i]] = flat[i + 1] end
-    end
-    e.full = true
-  end
-  local t = {}
-  for k, v in pairs(e.f) do if v then t[k] = v end end
-  return t
-end
-
-local function o_hset(key, field, value)
-  local e = ov(key)
-  e.f[field] = value; e.set[field] = true; e.del[field] = nil
-end
-
-local function o_hdel(key, field)
-  local e = ov(key)
-  e.f[field] = false; e.del[field] = true; e.set[field] = nil
-end
-
-local function o_del(key)
-  local e = ov(key)
-  e.f, e.full, e.gone, e.set, e.del = {}, true, true, {}, {}
-end
-
-local function o_expire(key, ms) expiries[key] = ms end
-
-local function rec_key(ns, id) return P .. ns .. ':' .. id end
-
-local function o_exists(key)
-  return next(o_hgetall(key)) ~= nil
-end
-
--- The owner of an identifying value, through the overlay.
-local function owner_of(ns, kind, value)
-  local field = kind .. ':' .. value
-  return o_hget(ix_key(P, ns, field), field)
-end
-
-local function touch(ns, id, created, changed)
-  local key = rec_key(ns, id)
-  local t = touched[key]
-  if not t then
-    t = {ns = ns, id = id, created = created, changed = {}}
-    touched[key] = t
-    table.insert(touched_order, key)
-  end
-  for _, hf in ipairs(changed) do
-    if not list_contains(t.changed, hf) then table.insert(t.changed, hf) end
-  end
-end
-
--- Write the overlay: every touched record gets one version bump and one event per call.
-local function commit()
-  for _, key in ipairs(touched_order) do
-    local t = touched[key]
-    if o_exists(key) or t.created then
-      local version = tostring(tonumber(o_hget(key, '_v') or '0') + 1)
-      o_hset(key, '_v', version)
-      o_hset(key, '_u', NOW)
-      if t.created then o_hset(key, '_c', NOW) end
-      t.version = version
-    end
-  end
-  for key, e in pairs(Ov) do
-    if e.gone then redis.call('DEL', key) end
-    local args = {}
-    for f in pairs(e.set) do table.insert(args, f); table.insert(args, e.f[f]) end
-    if #args > 0 then hset_all(key, args) end
-    if not e.gone then
-      local dels = {}
-      for f in pairs(e.del) do table.insert(dels, f) end
-      if #dels > 0 then hdel_all(key, dels) end
-    end
-  end
-  for key, ms in pairs(expiries) do
-    if not Ov[key] or next(Ov[key].set) or not Ov[key].gone then
-      redis.call('PEXPIRE', key, ms)
-    end
-  end
-  for _, key in ipairs(touched_order) do
-    local t = touched[key]
-    if t.version then
-      emit(P, ETYPE_OF[t.ns] .. '.upserted', PREFIX_OF[t.ns] .. t.id, t.version)
-    end
-  end
-end
-
--- Apply one record op (see upsert.lua for its fields). Problems go to E.violations /
--- E.conflicts; returns {ns, id, created} or nil (and 'notfound' when a target is missing).
--- With `check`, only resolution and the stored-state checks run; nothing is staged.
-local function apply_record(op, E, check)
+-- Apply one op. Returns {ns, id, created, changed} or nil (and 'notfound' when the op's
+-- target does not exist). With `check`, only resolution and the stored-state checks run.
+local function apply_record(ctx, op, spec, E, check)
   local ns = op.ns
   local owners, order = {}, {}
   for _, l in ipairs(op.lookups) do
-    local owner = owner_of(ns, l[1], l[2])
+    local owner = owner_of(ctx, ns, l[1], l[2])
     if owner then
       if not owners[owner] then owners[owner] = {}; table.insert(order, owner) end
       table.insert(owners[owner], l)
@@ -135,7 +21,7 @@ local function apply_record(op, E, check)
   end
   local id, created = nil, false
   if op.target then
-    if not o_exists(rec_key(ns, op.target)) then return nil, 'notfound' end
+    if not o_exists(ctx, rec_key(ctx, ns, op.target)) then return nil, 'notfound' end
     id = op.target
   elseif #order == 1 then
     id = order[1]
@@ -153,11 +39,11 @@ local function apply_record(op, E, check)
   end
 
   -- Stored-state checks: inferred types, required fields on create.
-  local types_key = P .. 'types:' .. ns
+  local types_key = ctx.P .. 'types:' .. ns
   local new_types = {}
   local bad = #E.violations
   for _, inf in ipairs(op.infer) do
-    local stored = o_hget(types_key, inf[1])
+    local stored = o_hget(ctx, types_key, inf[1])
     if not stored then
       new_types[inf[1]] = inf[2]
     elseif stored ~= inf[2] then
@@ -167,7 +53,8 @@ local function apply_record(op, E, check)
   end
   if created then
     for _, r in ipairs(op.required) do
-      local v = op.set[r[1]] or (op.pending and op.pending[r[1]]) or (op.on_create and op.on_create[r[1]])
+      local v = op.set[r[1]] or (op.pending and op.pending[r[1]])
+        or (op.on_create and op.on_create[r[1]])
       if v == nil or v == 'null' then
         table.insert(E.violations, {r[2], 'required', 'required when the record is created'})
       end
@@ -176,8 +63,8 @@ local function apply_record(op, E, check)
   if check or conflicted or #E.violations > bad then return nil end
 
   -- The new state: the op's values, then the session buffer where the op sets nothing.
-  local key = rec_key(ns, id)
-  local old = created and {} or o_hgetall(key)
+  local key = rec_key(ctx, ns, id)
+  local old = created and {} or o_hgetall(ctx, key)
   local sets, unset = {}, {}
   for _, hf in ipairs(op.unset) do unset[hf] = true end
   for hf, v in pairs(op.pending or {}) do
@@ -188,6 +75,15 @@ local function apply_record(op, E, check)
   end
   for hf, v in pairs(op.set) do sets[hf] = v; unset[hf] = nil end
   for _, hf in ipairs(op.unset) do sets[hf] = nil; unset[hf] = true end
+  -- SPEC §4.1: external_id anchors a record. A record found by other identifiers (or bound
+  -- to a session) keeps the app's user id it has: a call naming another one is refused.
+  local anchor = old['external_id']
+  if anchor and (unset['external_id'] or (sets['external_id'] and sets['external_id'] ~= anchor)) then
+    local path = '$'
+    for _, l in ipairs(op.lookups) do if l[1] == 'x' then path = l[3] end end
+    table.insert(E.mismatches, {path, cjson.decode(anchor), PREFIX_OF[ns] .. id})
+    return nil
+  end
   local writes, dels, changed = {}, {}, {}
   for hf, v in pairs(sets) do
     if old[hf] ~= v then writes[hf] = v; table.insert(changed, hf) end
@@ -214,12 +110,12 @@ local function apply_record(op, E, check)
     if deleted[hf] then return nil end
     return old[hf]
   end
-  local before = id_values(op.spec, function(hf) return old[hf] end)
-  local after = id_values(op.spec, new_get)
+  local before = id_values(spec, function(hf) return old[hf] end)
+  local after = id_values(spec, new_get)
   local claims, frees = {}, {}
   for k, kv in pairs(after) do
     if not before[k] then
-      local owner = owner_of(ns, kv[1], kv[2])
+      local owner = owner_of(ctx, ns, kv[1], kv[2])
       if owner and owner ~= id then
         local path = '$'
         for _, l in ipairs(op.lookups) do
@@ -237,41 +133,40 @@ local function apply_record(op, E, check)
   end
 
   -- Stage it.
-  if created then ov(key).full = true end
-  for hf, v in pairs(writes) do o_hset(key, hf, v) end
-  for _, hf in ipairs(dels) do o_hdel(key, hf) end
+  if created then ov(ctx, key).full = true end
+  for hf, v in pairs(writes) do o_hset(ctx, key, hf, v) end
+  for _, hf in ipairs(dels) do o_hdel(ctx, key, hf) end
   for _, kv in ipairs(frees) do
     local field = kv[1] .. ':' .. kv[2]
-    local ixk = ix_key(P, ns, field)
-    if o_hget(ixk, field) == id then o_hdel(ixk, field) end
+    local ixk = ix_key(ctx.P, ns, field)
+    if o_hget(ctx, ixk, field) == id then o_hdel(ctx, ixk, field) end
   end
   for _, kv in ipairs(claims) do
     local field = kv[1] .. ':' .. kv[2]
-    o_hset(ix_key(P, ns, field), field, id)
+    o_hset(ctx, ix_key(ctx.P, ns, field), field, id)
   end
-  for hf, t in pairs(new_types) do o_hset(types_key, hf, t) end
-  if created or #changed > 0 then touch(ns, id, created, changed) end
-  return {ns = ns, id = id, created = created, changed = changed}
+  for hf, t in pairs(new_types) do o_hset(ctx, types_key, hf, t) end
+  if created or #changed > 0 then touch(ctx, ns, id, created, changed) end
+  return {ns = ns, id = id, created = created}
 end
 
 -- Link a contact to a company (idempotent): the contact's `_co` list and the company's `_n`.
-local function link(contact_id, company_id)
-  local ckey, okey = rec_key('c', contact_id), rec_key('o', company_id)
-  local raw = o_hget(ckey, '_co')
+local function link(ctx, contact_id, company_id)
+  local ckey, okey = rec_key(ctx, 'c', contact_id), rec_key(ctx, 'o', company_id)
+  local raw = o_hget(ctx, ckey, '_co')
   local linked = raw and cjson.decode(raw) or {}
   if list_contains(linked, company_id) then return end
   table.insert(linked, company_id)
-  o_hset(ckey, '_co', cjson.encode(linked))
-  touch('c', contact_id, false, {'_co'})
-  o_hset(okey, '_n', tostring(tonumber(o_hget(okey, '_n') or '0') + 1))
-  touch('o', company_id, false, {'_n'})
+  o_hset(ctx, ckey, '_co', cjson.encode(linked))
+  touch(ctx, 'c', contact_id, false, {'_co'})
+  o_hset(ctx, okey, '_n', tostring(tonumber(o_hget(ctx, okey, '_n') or '0') + 1))
+  touch(ctx, 'o', company_id, false, {'_n'})
 end
 
--- The reply block of a record after commit: {id, created, changed, hgetall}.
-local function record_block(ns, id, created)
-  local key = rec_key(ns, id)
-  local t = touched[key]
-  local flat = {}
-  for hf, v in pairs(o_hgetall(key)) do table.insert(flat, hf); table.insert(flat, v) end
-  return {id, created and 1 or 0, t and t.changed or {}, flat}
+-- The failure reply of a call whose ops collected problems, or nil.
+local function problems_reply(E)
+  if #E.violations > 0 then return reply({status = 'invalid', violations = E.violations}) end
+  if #E.conflicts > 0 then return reply({status = 'conflict', conflicts = E.conflicts}) end
+  if #E.mismatches > 0 then return reply({status = 'mismatch', mismatches = E.mismatches}) end
+  return nil
 end

@@ -1,60 +1,73 @@
--- Record the outcome of deliveries of one vendor. KEYS[1]: outbox
--- ARGV: prefix, vendor, (unused), coalescing window ms, results JSON:
---   [{rec, token, outcome: ok|skip|retry|dead|disabled|release, version?, ref?, deleted?,
---     job?: JSON text (retry), delay?: ms (retry), dead?: [field, value, ...], id?}]
+-- deliver_complete: record the outcomes of deliveries of one vendor.
 -- A result whose lease token is no longer current is dropped: its lease ran out and another
--- worker owns the job now.
--- ok: the version is delivered (a vendor ref is kept on the record without a version bump);
--- retry: the job waits until `due`; dead: into the dead-letter stream; disabled / release:
--- back to the queue. A record that changed while in flight is queued again.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local P, vendor, window = ARGV[1], ARGV[2], tonumber(ARGV[4])
-local q, f, dirty = P .. 'q:' .. vendor, P .. 'f:' .. vendor, P .. 'dirty:' .. vendor
-local tokens = P .. 'lease:' .. vendor
-local jobs, dv = P .. 'jobs:' .. vendor, P .. 'dv:' .. vendor
-for _, r in ipairs(cjson.decode(ARGV[5])) do
-  local rec = r.rec
-  if redis.call('HGET', tokens, rec) == r.token then
-    redis.call('HDEL', tokens, rec)
-    redis.call('ZREM', f, rec)
-    local again = redis.call('SREM', dirty, rec) == 1
-    if r.outcome == 'ok' or r.outcome == 'skip' then
-      redis.call('HDEL', jobs, rec)
-      if r.outcome == 'ok' then
-        if r.deleted then redis.call('HDEL', dv, rec) else redis.call('HSET', dv, rec, r.version) end
-        if r.ref then
-          local ns, id = 'c', string.sub(rec, 3)
-          if string.sub(rec, 1, 3) == 'co_' then ns, id = 'o', string.sub(rec, 4) end
-          local key = P .. ns .. ':' .. id
-          if redis.call('EXISTS', key) == 1 then
-            redis.call('HSET', key, 'r.' .. vendor, r.ref)
-          else
-            -- deleted while in flight: the ref goes to the tombstone, so the delete finds it
-            local tomb = redis.call('GET', P .. 'tomb:' .. rec)
-            if tomb then
-              local t = cjson.decode(tomb)
-              if type(t.vendor_refs) ~= 'table' then t.vendor_refs = {} end
-              t.vendor_refs[vendor] = r.ref
-              redis.call('SET', P .. 'tomb:' .. rec, cjson.encode(t), 'KEEPTTL')
+-- worker owns the job now. A record that changed while in flight is queued again.
+-- Outcomes (OUTCOME, generated from idgateway.store.DeliveryOutcome):
+--   ok: the version is delivered (a vendor ref is kept on the record without a version bump);
+--   skip: nothing to send; retry: the job waits `delay_ms`; dead: into the dead-letter
+--   stream; disabled / release: back to the queue, to be tried when the vendor may be called.
+-- Request (CompleteRequest): {vendor, window_ms, results: [{rec, token, outcome, version?,
+--   ref?, deleted?, job? (JSON text), delay_ms?, dead? {field: value}, note? (JSON text)}]}
+-- Reply (CompleteReply): ok {applied}
+local function fn_deliver_complete(keys, args)
+  local P, req = keys[1], request(args)
+  local now = math.floor(time_us() / 1000)
+  local vendor, window = req.vendor, req.window_ms
+  local q, f, dirty = P .. 'q:' .. vendor, P .. 'f:' .. vendor, P .. 'dirty:' .. vendor
+  local tokens = P .. 'lease:' .. vendor
+  local jobs, dv = P .. 'jobs:' .. vendor, P .. 'dv:' .. vendor
+  local applied = 0
+  for _, r in ipairs(req.results) do
+    local rec = r.rec
+    if redis.call('HGET', tokens, rec) == r.token then
+      applied = applied + 1
+      redis.call('HDEL', tokens, rec)
+      redis.call('ZREM', f, rec)
+      local again = redis.call('SREM', dirty, rec) == 1
+      if r.outcome == OUTCOME.OK or r.outcome == OUTCOME.SKIP then
+        redis.call('HDEL', jobs, rec)
+        if r.outcome == OUTCOME.OK then
+          if r.deleted then redis.call('HDEL', dv, rec) else redis.call('HSET', dv, rec, r.version) end
+          -- the last delivery that carried a return message (GET /v1/deliveries?status=
+          -- delivered); an erased record keeps none
+          if r.deleted then
+            redis.call('HDEL', P .. 'notes:' .. vendor, rec)
+          elseif r.note then
+            redis.call('HSET', P .. 'notes:' .. vendor, rec, r.note)
+          end
+          if r.ref then
+            local ns, id = split_record(rec)
+            local key = P .. ns .. ':' .. id
+            if redis.call('EXISTS', key) == 1 then
+              redis.call('HSET', key, 'r.' .. vendor, r.ref)
+            else
+              -- deleted while in flight: the ref goes to the tombstone, so the delete finds it
+              local tomb = redis.call('GET', P .. 'tomb:' .. rec)
+              if tomb then
+                local t = cjson.decode(tomb)
+                if type(t.vendor_refs) ~= 'table' then t.vendor_refs = {} end
+                t.vendor_refs[vendor] = r.ref
+                redis.call('SET', P .. 'tomb:' .. rec, cjson.encode(t), 'KEEPTTL')
+              end
             end
           end
         end
+        if again then redis.call('ZADD', q, 'NX', now + window, rec) end
+      elseif r.outcome == OUTCOME.RETRY then
+        redis.call('HSET', jobs, rec, r.job)
+        redis.call('ZADD', q, now + r.delay_ms, rec)
+      elseif r.outcome == OUTCOME.DEAD then
+        redis.call('HDEL', jobs, rec)
+        local flat = {}
+        for k, v in pairs(r.dead) do table.insert(flat, k); table.insert(flat, v) end
+        local sid = redis.call('XADD', P .. 'dead', '*', unpack(flat))
+        redis.call('HSET', P .. 'deadix', r.dead.id, sid)
+        redis.call('HINCRBY', P .. 'deadn', vendor, 1)
+        if again then redis.call('ZADD', q, 'NX', now + window, rec) end
+      else -- disabled, release: try again as soon as the vendor may be called
+        if r.job then redis.call('HSET', jobs, rec, r.job) end
+        redis.call('ZADD', q, now, rec)
       end
-      if again then redis.call('ZADD', q, 'NX', now + window, rec) end
-    elseif r.outcome == 'retry' then
-      redis.call('HSET', jobs, rec, r.job)
-      redis.call('ZADD', q, now + r.delay, rec)
-    elseif r.outcome == 'dead' then
-      redis.call('HDEL', jobs, rec)
-      local sid = redis.call('XADD', P .. 'dead', '*', unpack(r.dead))
-      redis.call('HSET', P .. 'deadix', r.id, sid)
-      redis.call('HINCRBY', P .. 'deadn', vendor, 1)
-      if again then redis.call('ZADD', q, 'NX', now + window, rec) end
-    else -- disabled, release: try again as soon as the vendor may be called
-      if r.job then redis.call('HSET', jobs, rec, r.job) end
-      redis.call('ZADD', q, now, rec)
     end
   end
+  return reply({status = 'ok', applied = applied})
 end
-return 1

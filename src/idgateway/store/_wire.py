@@ -1,0 +1,323 @@
+"""The wire of the function library: one request and one reply Struct per function.
+
+Every function is called as ``FCALL <name> 1 <tenant prefix> <request JSON>`` and answers one
+JSON object whose ``status`` tags the reply (see ``lua/_prelude.lua`` for the conventions).
+This module is the one place that says what each function takes and gives; the Lua files name
+the Struct they read or write in their header comment.
+
+Values of record fields travel as JSON text (``{"email": "\\"fred@example.com\\""}``): that is
+how the record hashes hold them, so the Lua side never decodes what it only stores.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+import msgspec
+
+# --- shared enums -------------------------------------------------------------------------
+
+
+class Namespace(StrEnum):
+    """Where a record lives: ``…:c:<id>`` contacts, ``…:o:<id>`` companies."""
+
+    CONTACT = "c"
+    COMPANY = "o"
+
+
+class DeliveryOutcome(StrEnum):
+    """What became of one claimed delivery job. The Lua side reads these very values from the
+    ``OUTCOME`` table the library is built with (store/_library.py), so the two never drift."""
+
+    OK = "ok"  # delivered: the version is recorded
+    SKIP = "skip"  # nothing to send (already delivered, or the vendor does not take it)
+    RETRY = "retry"  # failed for now: try again after a delay
+    DEAD = "dead"  # failed for good: into the dead letters
+    DISABLED = "disabled"  # the vendor is disabled (410): back to the queue, untouched
+    RELEASE = "release"  # the worker stops: back to the queue, untouched
+
+
+class _Wire(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """Requests: absent optional members are left out of the JSON."""
+
+
+class _Reply(msgspec.Struct, tag_field="status"):
+    """Replies: tagged by ``status``."""
+
+
+# --- shared members -----------------------------------------------------------------------
+
+
+class LimitWire(_Wire):
+    """One rate limit to spend (SPEC §5.1): ``key`` is a suffix of the tenant prefix."""
+
+    key: str
+    name: str  # which limit: key | session | address
+    quota: int
+    window_ms: int
+    burst: int
+
+
+class SessionWire(_Wire):
+    """A session a write uses; ``mode``: ``minted`` must exist, ``named`` starts with its first
+    call, ``mint`` creates it (SPEC §4.2)."""
+
+    id: str
+    ttl: int  # ms
+    mode: Literal["minted", "named", "mint"]
+
+
+class RecordOpWire(_Wire):
+    """A change to one record: resolve it by ``lookups`` (or ``target``), then apply."""
+
+    ns: Namespace
+    new_id: str
+    lookups: list[tuple[str, str, str]]  # (index kind, value, JSON path)
+    set: dict[str, str]  # hash field -> JSON text
+    unset: list[str]
+    infer: list[tuple[str, str, str]]  # (hash field, inferred type, JSON path)
+    required: list[tuple[str, str]]  # (hash field, JSON path), checked on create
+    target: str | None = None
+    tags_add: list[str] | None = None
+    on_create: dict[str, str] | None = None
+
+
+IndexSpec = list[tuple[str, str, int]]  # (hash field, index kind, is_list) of identifying fields
+
+
+class StepWire(_Wire):
+    """One Groove widget call: ``set`` / ``identify`` carry a record op, ``logout`` none."""
+
+    op: Literal["set", "identify", "logout"]
+    record: RecordOpWire | None = None
+
+
+class RecordWire(msgspec.Struct):
+    """A record after a write: its hash as stored, what changed, whether it was created."""
+
+    id: str
+    created: bool
+    changed: dict[str, int]  # hash field -> 1 (an object: cjson cannot encode an empty array)
+    fields: dict[str, str]
+
+
+# --- failures every write may answer ------------------------------------------------------
+
+
+class Invalid(_Reply, tag="invalid"):
+    violations: list[tuple[str, str, str]]  # (path, code, message)
+
+
+class Conflict(_Reply, tag="conflict"):
+    conflicts: list[tuple[str, str, str, str]]  # (path, index kind, value, owner record id)
+
+
+class Mismatch(_Reply, tag="mismatch"):
+    mismatches: list[tuple[str, str, str]]  # (path, the record's external_id, record id)
+
+
+class NotFound(_Reply, tag="notfound"):
+    what: str  # c | o | s (session) | d (dead letter) | into | from
+
+
+class Limited(_Reply, tag="limited"):
+    limit: str
+    retry_ms: int
+    quota: int
+    window_ms: int
+
+
+# --- upsert -------------------------------------------------------------------------------
+
+
+class UpsertRequest(_Wire):
+    records: list[RecordOpWire]  # companies first, so the contact can be linked to them
+    spec: dict[str, IndexSpec]  # namespace -> its identifying fields
+    link: bool = False
+    check: bool = False
+    session: SessionWire | None = None
+    limits: list[LimitWire] | None = None
+
+
+class UpsertOk(_Reply, tag="ok"):
+    records: list[RecordWire] = msgspec.field(default_factory=list)  # empty in check mode
+
+
+UpsertReply = UpsertOk | Invalid | Conflict | Mismatch | NotFound | Limited
+
+
+# --- calls (Groove widget calls on a session) ----------------------------------------------
+
+
+class CallsRequest(_Wire):
+    session: SessionWire
+    steps: list[StepWire]
+    spec: dict[str, IndexSpec]
+    limits: list[LimitWire] | None = None
+
+
+class CallsOk(_Reply, tag="ok"):
+    session: dict[str, str] | None = None  # the session hash; None once logged out
+    contact: RecordWire | None = None
+    company: RecordWire | None = None
+
+
+CallsReply = CallsOk | Invalid | Conflict | Mismatch | NotFound | Limited
+
+
+# --- find ---------------------------------------------------------------------------------
+
+
+class FindRequest(_Wire):
+    ns: Namespace
+    kind: str
+    value: str
+
+
+class Found(_Reply, tag="ok"):
+    id: str
+    fields: dict[str, str]
+
+
+FindReply = Found | NotFound
+
+
+# --- erase, merge -------------------------------------------------------------------------
+
+
+class EraseRequest(_Wire):
+    id: str
+    spec: IndexSpec
+    limits: list[LimitWire] | None = None
+
+
+class Done(_Reply, tag="ok"):
+    pass
+
+
+EraseReply = Done | NotFound | Limited
+
+
+class MergeRequest(_Wire):
+    into: str
+    from_: str = msgspec.field(name="from")
+    spec: IndexSpec = msgspec.field(default_factory=list)
+    session_ttl: int = 0
+    limits: list[LimitWire] | None = None
+
+
+class Merged(_Reply, tag="ok"):
+    changed: dict[str, int]
+    fields: dict[str, str]
+
+
+MergeReply = Merged | NotFound | Limited
+
+
+# --- limit --------------------------------------------------------------------------------
+
+
+class LimitRequest(_Wire):
+    limits: list[LimitWire]
+
+
+LimitReply = Done | Limited
+
+
+# --- profile_read -------------------------------------------------------------------------
+
+
+class ProfileReadRequest(_Wire):
+    id: str
+
+
+class ProfileRead(_Reply, tag="ok"):
+    fields: dict[str, str]
+    cache: dict[str, str] | None = None  # d (data JSON), at (fetch ms), inv (new message)
+
+
+ProfileReadReply = ProfileRead | NotFound
+
+
+# --- deliveries ---------------------------------------------------------------------------
+
+
+class ScheduleRequest(_Wire):
+    vendor: str
+    window_ms: int
+    kinds: list[str]
+    events: list[tuple[str, str, str]]  # (message id, record id, event type)
+
+
+class Scheduled(_Reply, tag="ok"):
+    scheduled: int
+
+
+class ClaimRequest(_Wire):
+    vendor: str
+    lease_ms: int
+    limit: int
+
+
+class CompanyBrief(msgspec.Struct):
+    name: str | None = None  # JSON text as stored
+    domain: str | None = None
+
+
+class ClaimedJob(msgspec.Struct):
+    fields: dict[str, str]  # the record as it is now ({} once deleted)
+    token: str
+    companies: dict[str, CompanyBrief] = msgspec.field(default_factory=dict)
+    delivered: str | None = None  # version last delivered to this vendor
+    job: str | None = None  # JobState JSON
+    tombstone: str | None = None
+
+
+class Claimed(_Reply, tag="ok"):
+    jobs: dict[str, ClaimedJob]  # record id -> job
+    next_due: int | None = None  # ms, the next queued job's due time
+
+
+class ResultWire(_Wire):
+    rec: str
+    token: str
+    outcome: DeliveryOutcome
+    version: int | None = None
+    ref: str | None = None
+    deleted: bool = False
+    job: str | None = None  # JobState JSON (retry, disabled)
+    delay_ms: int | None = None  # retry
+    dead: dict[str, str] | None = None  # the dead letter's fields (dead)
+    note: str | None = None  # JSON text: what the vendor said (e.g. a CRM's returnMessage)
+
+
+class CompleteRequest(_Wire):
+    vendor: str
+    window_ms: int
+    results: list[ResultWire]
+
+
+class Completed(_Reply, tag="ok"):
+    applied: int
+
+
+class ReplayRequest(_Wire):
+    id: str
+
+
+class Replayed(_Reply, tag="ok"):
+    vendor: str
+    record_id: str
+
+
+ReplayReply = Replayed | NotFound
+
+
+class TrimRequest(_Wire):
+    groups: list[str] | None = None
+    tail: int | None = None
+
+
+class Trimmed(_Reply, tag="ok"):
+    trimmed: int
