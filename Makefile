@@ -44,11 +44,12 @@ test-cluster: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-## check: lint (ruff), types (mypy --strict on src/ and vendors/), the example configuration
+## check: lint (ruff), format, types (mypy --strict on src/ and vendors/), layering (import-linter), the example configuration
 check: $(STAMP)
 	$(BIN)/ruff check src vendors tests benchmarks
 	$(BIN)/ruff format --check src vendors tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/idgateway config check --config config/gateway.toml > /dev/null
 
 ## lock: re-pin constraints.txt from the current environment

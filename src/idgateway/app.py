@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from litestar import Litestar, Response, get
@@ -37,18 +37,19 @@ from idgateway.api.profiles import profiles_router
 from idgateway.api.records import records_router
 from idgateway.api.sdk import sdk_script
 from idgateway.api.sessions import sessions_router
+from idgateway.config import load_config
 from idgateway.delivery._collector import DeliveryCollector
 from idgateway.delivery._process import run_worker as run_delivery
 from idgateway.net import GuardedClient
 from idgateway.profiles import ProfileService
-from idgateway.settings import Settings, load_settings
 from idgateway.store import ServerKindMismatch, Store, wait_for_redis, warm_up
 from idgateway.tenancy import build_tenants
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
-    from litestar.types import ASGIApp
+    from idgateway.api._asgi import ASGIApp
+    from idgateway.settings import Settings
 
 
 class MetricsController(PrometheusController):
@@ -236,7 +237,7 @@ def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
         store: Store | None = app.state.store
         return store
 
-    authenticated = authentication(app, app.state.gateway, store_of)
+    authenticated = authentication(cast("ASGIApp", app), app.state.gateway, store_of)
     return request_context(session_cors(authenticated, origins))
 
 
@@ -244,7 +245,7 @@ def app_from_env() -> ASGIApp:
     """Factory for ``uvicorn --factory``: config from ``IDGW_CONFIG``, Redis from
     ``IDGW_REDIS_URL`` (set by ``idgateway serve``, which may have started the embedded
     server)."""
-    settings = load_settings(os.environ.get("IDGW_CONFIG", "config/gateway.toml"))
+    settings = load_config(os.environ.get("IDGW_CONFIG", "config/gateway.toml"))
     from idgateway.logging import configure_logging
 
     configure_logging(settings.gateway.logging.format, settings.gateway.logging.level)

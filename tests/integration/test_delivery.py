@@ -111,6 +111,19 @@ def metric_samples(dg: DeliveryGateway) -> dict[tuple[str, str, str], float]:
     return out
 
 
+def _due_jobs(dg: DeliveryGateway, vendor: str) -> set[str]:
+    """Records whose job waits in ``vendor``'s queue with its due time passed."""
+    params = {"status": "queued", "vendor": vendor}
+    items = dg.api.get("/v1/deliveries", params=params).json()["items"]
+    now = datetime.now(UTC)
+    return {
+        item["record_id"]
+        for item in items
+        if item["next_attempt_at"]
+        and datetime.fromisoformat(item["next_attempt_at"].replace("Z", "+00:00")) <= now
+    }
+
+
 def run_cli(dg: DeliveryGateway, *args: str) -> subprocess.CompletedProcess[str]:
     """``idgateway deliveries --config … --tenant … ARGS`` as a subprocess."""
     env = {k: v for k, v in os.environ.items() if k not in ("IDGW_CONFIG", "IDGW_REDIS_URL")}
@@ -357,7 +370,13 @@ def test_410_disables_the_vendor_others_continue_and_enable_resumes(
         dg.identify(user_id=user_a, traits={"first_name": "Later"})
         b = dg.identify(traits={"email": uniq_email()})["contact"]
         groove.wait_for(3)
-        time.sleep(3.0)  # well past the lanes' re-check of the vendor state
+        # Both records' jobs wait in the webhook's queue, due, and are not sent: the lane
+        # holds them while its vendor is disabled (no fixed sleep: the queue says so).
+        wait_until(
+            lambda: _due_jobs(dg, "webhook") >= {a["id"], b["id"]},
+            15,
+            what="both jobs due in the disabled webhook's queue",
+        )
         assert len(hook.requests) == 1, "a vendor that answered 410 got more requests"
 
         enabled = run_cli(dg, "enable", "webhook")

@@ -24,9 +24,9 @@ from idgateway.store import UNAVAILABLE
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from litestar.types import ASGIApp, Receive, Scope, Send
-
+    from idgateway.api._asgi import ASGIApp, Receive, Scope, Send
     from idgateway.api._deps import Gateway
+    from idgateway.settings import Rate
     from idgateway.store import Store
 
 _encode = msgspec.json.Encoder().encode
@@ -52,7 +52,7 @@ def _needs_key(path: str) -> bool:
 
 
 async def _refuse(
-    err: Unauthorized, scope: Scope, store_of: Callable[[], Store | None]
+    err: Unauthorized, scope: Scope, store_of: Callable[[], Store | None], rate: Rate
 ) -> GatewayError:
     """A request without a valid key spends its address's limit first (SPEC §5.1): past it,
     the answer is 429 instead of 401, so guessing keys gets slow."""
@@ -61,7 +61,7 @@ async def _refuse(
     if store is None:
         return err
     try:
-        await spend_unknown_key(store, str(client[0]) if client else "-")
+        await spend_unknown_key(store, str(client[0]) if client else "-", rate)
     except RateLimited as limited:
         return limited
     except UNAVAILABLE:
@@ -70,6 +70,8 @@ async def _refuse(
 
 
 def authentication(app: ASGIApp, gateway: Gateway, store_of: Callable[[], Store | None]) -> ASGIApp:
+    unknown_rate = gateway.settings.gateway.server.unknown_key_rate_limit
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _needs_key(scope["path"]):
             await app(scope, receive, send)
@@ -94,7 +96,9 @@ def authentication(app: ASGIApp, gateway: Gateway, store_of: Callable[[], Store 
             if problem is not None:
                 raise problem
         except GatewayError as exc:
-            err = await _refuse(exc, scope, store_of) if isinstance(exc, Unauthorized) else exc
+            err = exc
+            if isinstance(exc, Unauthorized):
+                err = await _refuse(exc, scope, store_of, unknown_rate)
             count_refusal(err)
             response_headers = [(b"content-type", PROBLEM_JSON.encode())]
             response_headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]

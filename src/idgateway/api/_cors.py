@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from idgateway.api._asgi import ASGIApp, Message, Receive, Scope, Send
 
 SESSIONS = "/v1/sessions"
 

@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from litestar import Request
 
     from idgateway.api.auth import Principal
+    from idgateway.settings import Rate
     from idgateway.store import Store
 
 IN_WRITE: dict[str, Any] = {"limits": "in_write"}
 ADDRESS_FACTOR = 10
-UNKNOWN_KEY_RATE = (20, 1.0)
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
@@ -45,11 +45,11 @@ def limits_for(
     return limits
 
 
-async def spend_unknown_key(store: Store, address: str) -> None:
+async def spend_unknown_key(store: Store, address: str, rate: Rate) -> None:
     """A request with a missing or unknown key spends its address's limit first, so a flood
     of guesses is answered 429 after the first few (SPEC §5.1)."""
-    quota, window = UNKNOWN_KEY_RATE
-    await store.limits.spend(GLOBAL, [RateLimit("address", address, quota, window, quota)])
+    limit = RateLimit("address", address, rate.quota, rate.window_s, rate.quota)
+    await store.limits.spend(GLOBAL, [limit])
 
 
 async def spend_before(request: Request[Any, Any, Any]) -> None:

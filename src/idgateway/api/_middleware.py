@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from idgateway.api._asgi import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("idgateway.access")
 _stdlib = logging.getLogger("idgateway.access")

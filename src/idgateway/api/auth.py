@@ -17,7 +17,7 @@ from idgateway.errors import Forbidden, Unauthorized
 from idgateway.settings import Rate
 
 if TYPE_CHECKING:
-    from idgateway.settings import ApiKeyConfig, KeyKind, Settings
+    from idgateway.settings import KeyKind, Settings
 
 # SPEC §5.1 defaults: secret and write keys 1000/s; publishable keys 20/s per session.
 DEFAULT_RATE: dict[str, Rate] = {
@@ -25,13 +25,6 @@ DEFAULT_RATE: dict[str, Rate] = {
     "write": Rate(1000, 1.0),
     "publishable": Rate(20, 1.0),
 }
-
-
-def key_digest(key: ApiKeyConfig) -> bytes:
-    if key.key_sha256 is not None:
-        return bytes.fromhex(key.key_sha256)
-    assert key.key is not None
-    return hashlib.sha256(key.key.encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -49,7 +42,7 @@ class KeyRing:
         self._by_digest: dict[bytes, tuple[bytes, Principal]] = {}
         for tenant in settings.tenants.values():
             for key in tenant.api_keys:
-                digest = key_digest(key)
+                digest = key.digest()
                 rate = key.rate_limit or DEFAULT_RATE[key.kind]
                 principal = Principal(tenant.id, key.kind, key.name, rate)
                 self._by_digest[digest] = (digest, principal)

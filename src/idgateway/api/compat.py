@@ -89,7 +89,8 @@ async def groove_custom_profile(
     gw = gateway(request)
     tenant = gw.groove_tokens.get(_token_digest(api_token)) if api_token else None
     if tenant is None:
-        await spend_unknown_key(store, client_address(request))
+        rate = gw.settings.gateway.server.unknown_key_rate_limit
+        await spend_unknown_key(store, client_address(request), rate)
         if not api_token:
             raise Unauthorized("the api_token query parameter is required", reason="missing_key")
         raise Unauthorized("unknown api_token", reason="unknown_key")

@@ -52,7 +52,7 @@ def vendor_names(tenant: Tenant) -> list[str]:
 def _ts(raw: str | int | None) -> str | None:
     if raw in (None, ""):
         return None
-    return format_epoch_ms(int(raw))  # type: ignore[arg-type]
+    return format_epoch_ms(int(raw))
 
 
 def _dead_item(f: dict[str, str]) -> DeliveryItem:

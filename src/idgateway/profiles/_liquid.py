@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from liquid import Environment, Template
+from liquid import BoundTemplate, Environment
 from liquid.builtin.expressions.primitive import RangeLiteral
 from liquid.exceptions import (
     LiquidError,
@@ -93,7 +93,7 @@ def _capped_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 ENV = ProfileEnvironment(autoescape=True)
 ENV.filters = {name: _capped_filter(name, fn) for name, fn in ENV.filters.items()}
-_compiled: dict[str, tuple[float, Template]] = {}
+_compiled: dict[str, tuple[float, BoundTemplate]] = {}
 _broken: dict[
     str, str
 ] = {}  # path → why the file on disk does not compile (the last good one is used)
@@ -111,14 +111,14 @@ def _describe(exc: LiquidError) -> str:
     return " ".join(str(exc).split("\n", 2)[:2]).replace("  -> ", "at ")
 
 
-def compile_source(source: str, name: str = "<draft>") -> Template:
+def compile_source(source: str, name: str = "<draft>") -> BoundTemplate:
     try:
         return ENV.from_string(source, path=name)
     except LiquidError as exc:
         raise TemplateProblem(_describe(exc)) from None
 
 
-def compile_file(path: str) -> Template:
+def compile_file(path: str) -> BoundTemplate:
     """The compiled template of a file, compiled again only when the file changes. When the
     file breaks (edited into a syntax error, removed) the last good template keeps serving
     and :func:`file_problem` says why; with none, :class:`TemplateProblem` is raised."""
@@ -156,7 +156,7 @@ def syntax_error(path: Path) -> str | None:
     return None
 
 
-def render(template: Template, context: dict[str, object]) -> tuple[str, str | None]:
+def render(template: BoundTemplate, context: dict[str, object]) -> tuple[str, str | None]:
     """(html, problem): a template that breaks a cap or fails renders an error box."""
     try:
         return template.render(**context), None

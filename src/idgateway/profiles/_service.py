@@ -43,7 +43,7 @@ from idgateway.profiles._metrics import PROFILE_CACHE
 from idgateway.profiles._webhook import fetch_profile
 
 if TYPE_CHECKING:
-    from liquid import Template
+    from liquid import BoundTemplate
 
     from idgateway.net import GuardedClient
     from idgateway.settings import ProfileConfig
@@ -291,9 +291,10 @@ def render_profile(
     profile: ProfileData,
     contact: Contact | None,
     email: str,
-    template: Template | None = None,
+    template: BoundTemplate | None = None,
 ) -> RenderedProfile:
     context, warnings = render_context(config, profile.data, contact, email)
+    problem: str | None
     try:
         compiled = template or compile_file(config.template)
     except TemplateProblem as exc:

@@ -4,6 +4,7 @@ from idgateway.settings._loader import (
     ConfigError,
     ConfigIssue,
     Settings,
+    decode_settings,
     load_settings,
 )
 from idgateway.settings._schema import (
@@ -31,5 +32,6 @@ __all__ = [
     "Rate",
     "Settings",
     "TenantFile",
+    "decode_settings",
     "load_settings",
 ]

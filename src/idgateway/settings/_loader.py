@@ -1,15 +1,14 @@
 """Config files → validated :class:`Settings`.
 
 Steps per file: TOML parse → ``${ENV}`` interpolation → ``msgspec.convert`` into the file's
-Struct → semantic checks the type system cannot express (field keys, duplicate API keys,
-paths). Every problem becomes a :class:`ConfigIssue` naming the file and the ``$.key.path``;
-all files are checked before :class:`ConfigError` is raised, so an operator sees every
-mistake at once.
+Struct → relative paths made absolute. Every problem becomes a :class:`ConfigIssue` naming the
+file and the ``$.key.path``; all files are decoded before :class:`ConfigError` is raised, so
+an operator sees every mistake at once. This package only decodes: the checks that need the
+rest of the gateway run from :mod:`idgateway.config`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tomllib
@@ -135,105 +134,67 @@ def _resolve(base: Path, value: str) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
-def _check_tenant(tenant: TenantFile, file: str, base: Path, issues: list[ConfigIssue]) -> None:
-    # Imported here: the field registry is the single source of the key and type rules.
-    from idgateway.fields import registry_issues
-
-    for path, message in registry_issues(tenant):
-        issues.append(ConfigIssue(file, path, message))
-    for i, pattern in enumerate(tenant.blocked_identifiers):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            issues.append(ConfigIssue(file, f"$.blocked_identifiers[{i}]", f"bad pattern: {exc}"))
-    from idgateway.delivery import AdapterLoadError, registry, settings_issues
-
-    try:
-        adapters = registry()
-    except AdapterLoadError as exc:
-        issues.append(ConfigIssue(file, "$.vendors", f"adapters cannot be loaded: {exc}"))
-        adapters = {}
-    names: set[str] = set()
-    for i, vendor in enumerate(tenant.vendors):
-        vpath = f"$.vendors[{i}]"
-        name = vendor.name or vendor.adapter
-        if name in names:
-            issues.append(ConfigIssue(file, vpath, f"two vendors named {name!r}: give `name`"))
-        names.add(name)
-        kind = adapters.get(vendor.adapter)
-        if kind is None:
-            known = ", ".join(sorted(adapters))
-            issues.append(
-                ConfigIssue(file, f"{vpath}.adapter", f"unknown adapter (known: {known})")
-            )
-            continue
-        for key, message in settings_issues(kind, vendor.settings):
-            issues.append(ConfigIssue(file, f"{vpath}.settings.{key}", message))
-    if tenant.profile is not None:
-        template = _resolve(base, tenant.profile.template)
-        tenant.profile.template = template
-        if not Path(template).is_file():
-            issues.append(ConfigIssue(file, "$.profile.template", f"no such file: {template}"))
-        else:
-            from idgateway.profiles import syntax_error
-
-            problem = syntax_error(Path(template))
-            if problem:
-                issues.append(ConfigIssue(file, "$.profile.template", problem))
+def _resolved(tenant: TenantFile, base: Path) -> TenantFile:
+    """The tenant with its relative paths made absolute (from its own file's folder)."""
+    if tenant.profile is None:
+        return tenant
+    profile = msgspec.structs.replace(
+        tenant.profile, template=_resolve(base, tenant.profile.template)
+    )
+    return msgspec.structs.replace(tenant, profile=profile)
 
 
-def load_settings(config_path: str | os.PathLike[str]) -> Settings:
-    """Load and validate ``gateway.toml`` and every tenant file it points at.
-
-    Raises:
-        ConfigError: listing every problem, each with file and key path.
+def decode_settings(
+    config_path: str | os.PathLike[str],
+) -> tuple[Settings | None, list[ConfigIssue]]:
+    """Decode ``gateway.toml`` and every tenant file it points at: TOML, ``${ENV}``, the
+    schema, paths made absolute. The settings (``None`` when the gateway file itself cannot
+    be read) hold every tenant that decoded; the issues are those of the others.
     """
     path = Path(config_path).resolve()
     issues: list[ConfigIssue] = []
     gateway = _decode_file(path, GatewayFile, issues)
     if gateway is None:
-        raise ConfigError(issues)
+        return None, issues
     base = path.parent
-    gateway.redis.data_dir = _resolve(base, gateway.redis.data_dir)
     tenants_dir = Path(_resolve(base, gateway.tenants.dir))
-    gateway.tenants.dir = str(tenants_dir)
+    data_dir = _resolve(base, gateway.redis.data_dir)
+    gateway = msgspec.structs.replace(
+        gateway,
+        redis=msgspec.structs.replace(gateway.redis, data_dir=data_dir),
+        tenants=msgspec.structs.replace(gateway.tenants, dir=str(tenants_dir)),
+    )
     settings = Settings(config_path=path, gateway=gateway)
     if not tenants_dir.is_dir():
         issues.append(ConfigIssue(str(path), "$.tenants.dir", f"no such folder: {tenants_dir}"))
-        raise ConfigError(issues)
+        return None, issues
 
-    seen_keys: dict[str, str] = {}
     for tenant_path in sorted(tenants_dir.glob("*.toml")):
         tenant = _decode_file(tenant_path, TenantFile, issues)
         if tenant is None:
             continue
-        file = str(tenant_path)
         if tenant.id in settings.tenants:
             other = settings.tenant_files[tenant.id]
-            issues.append(ConfigIssue(file, "$.id", f"tenant id {tenant.id!r} also in {other}"))
+            issues.append(
+                ConfigIssue(str(tenant_path), "$.id", f"tenant id {tenant.id!r} also in {other}")
+            )
             continue
-        _check_tenant(tenant, file, tenant_path.parent, issues)
-        from idgateway.api.auth import key_digest
-
-        token = tenant.compat.groove_api_token
-        if token:
-            digest = hashlib.sha256(token.encode()).digest()
-            if digest in seen_keys:
-                issues.append(
-                    ConfigIssue(file, "$.compat.groove_api_token", f"same as {seen_keys[digest]}")
-                )
-            seen_keys[digest] = f"{tenant.id}/compat.groove_api_token"
-        for i, key in enumerate(tenant.api_keys):
-            digest = key_digest(key)
-            if digest in seen_keys:
-                issues.append(
-                    ConfigIssue(file, f"$.api_keys[{i}]", f"same key as {seen_keys[digest]}")
-                )
-            seen_keys[digest] = f"{tenant.id}/{key.name}"
-        settings.tenants[tenant.id] = tenant
+        settings.tenants[tenant.id] = _resolved(tenant, tenant_path.parent)
         settings.tenant_files[tenant.id] = tenant_path
     if not settings.tenants and not issues:
         issues.append(ConfigIssue(str(tenants_dir), "$", "no tenant files (*.toml) found"))
-    if issues:
+    return settings, issues
+
+
+def load_settings(config_path: str | os.PathLike[str]) -> Settings:
+    """:func:`decode_settings`, refusing any issue. What only the rest of the gateway can
+    judge (field rules, adapters, templates, keys shared across tenants) is checked by
+    :func:`idgateway.config.load_config`.
+
+    Raises:
+        ConfigError: listing every problem, each with file and key path.
+    """
+    settings, issues = decode_settings(config_path)
+    if settings is None or issues:
         raise ConfigError(issues)
     return settings

@@ -7,6 +7,7 @@ Durations arrive as strings (``"30d"``) and are held as :class:`Duration` (secon
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated, Any, Literal
 
@@ -34,11 +35,14 @@ _RATE = re.compile(r"^(\d+)\s*/\s*(s|m|h)$")
 _RATE_WINDOW = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-class Rate(msgspec.Struct, frozen=True):
+class Rate:
     """A rate limit, written in config as ``<n>/s``, ``<n>/m`` or ``<n>/h`` (SPEC §8)."""
 
-    quota: int
-    window_s: float
+    __slots__ = ("quota", "window_s")
+
+    def __init__(self, quota: int, window_s: float) -> None:
+        self.quota = quota
+        self.window_s = window_s
 
     @classmethod
     def parse(cls, text: object) -> Rate:
@@ -49,9 +53,20 @@ class Rate(msgspec.Struct, frozen=True):
             raise ValueError(f"invalid rate {text!r}: use <n>/s, <n>/m or <n>/h, e.g. '20/s'")
         return cls(int(match.group(1)), _RATE_WINDOW[match.group(2)])
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rate) and (self.quota, self.window_s) == (
+            other.quota,
+            other.window_s,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.quota, self.window_s))
+
     def __str__(self) -> str:
         unit = {1.0: "s", 60.0: "m", 3600.0: "h"}[self.window_s]
         return f"{self.quota}/{unit}"
+
+    __repr__ = __str__
 
 
 def dec_hook(type_: type, obj: Any) -> Any:
@@ -78,6 +93,9 @@ class ServerSection(Base):
     port: Port = 8080
     max_body_bytes: Annotated[int, Meta(ge=256, le=16 * 1024 * 1024)] = 32768
     workers: Annotated[int, Meta(ge=1, le=256)] = 1
+    # Requests with a missing or unknown key, per client address (SPEC §5.1: 20/s). Raise it
+    # when many clients reach the gateway from one address (a NAT).
+    unknown_key_rate_limit: Rate = msgspec.field(default_factory=lambda: Rate(20, 1.0))
 
 
 class RedisSection(Base):
@@ -173,6 +191,13 @@ class ApiKeyConfig(Base):
     key: str | None = None
     key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     rate_limit: Rate | None = None
+
+    def digest(self) -> bytes:
+        """SHA-256 of the key: ``key_sha256`` as given, or the hash of ``key``."""
+        if self.key_sha256 is not None:
+            return bytes.fromhex(self.key_sha256)
+        assert self.key is not None
+        return hashlib.sha256(self.key.encode()).digest()
 
     def __post_init__(self) -> None:
         if (self.key is None) == (self.key_sha256 is None):

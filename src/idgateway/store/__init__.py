@@ -34,7 +34,13 @@ from idgateway.store._deliveries import (
     LaneStats,
     lane_stats,
 )
-from idgateway.store._embedded import DataDirInUse, EmbeddedValkey, embedded_status, socket_path
+from idgateway.store._embedded import (
+    DataDirInUse,
+    EmbeddedStartFailed,
+    EmbeddedValkey,
+    embedded_status,
+    socket_path,
+)
 from idgateway.store._keys import BUCKETS, GLOBAL, TenantKeys, bucket
 from idgateway.store._profiles import CachedProfile, ProfileCache
 from idgateway.store._records import (
@@ -61,6 +67,7 @@ __all__ = [
     "DeadLetter",
     "DeliveryOutcome",
     "DeliveryQueues",
+    "EmbeddedStartFailed",
     "EmbeddedValkey",
     "Job",
     "JobResult",

@@ -41,8 +41,9 @@ PREFIX: dict[Namespace, str] = {
 }
 
 
-def text_fields(stored: Mapping[bytes, bytes]) -> dict[str, str]:
-    """A hash read with a plain command (bytes) as the functions' replies give it (text)."""
+def text_fields(stored: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash read with a plain command (bytes: the clients never decode) as the functions'
+    replies give it (text)."""
     return {k.decode(): v.decode() for k, v in stored.items()}
 
 

@@ -326,6 +326,9 @@ async def call_and_wait(
     for attempt in range(3):
         if isinstance(client, RedisCluster):
             node = client.get_node_from_key(key)
+            if node is None:  # no slot map yet, or the slot is not covered
+                await _refresh_topology(client, None)
+                raise RedisClusterException(f"no node serves the slot of {key!r} yet")
             commands = [PipelineCommand(0, *args), PipelineCommand(1, "WAIT", replicas, timeout_ms)]
             try:
                 await node.execute_pipeline(commands)

@@ -5,7 +5,7 @@ the operator views (API, CLI, metrics) read and write them only through this mod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from redis.exceptions import ResponseError
@@ -29,6 +29,7 @@ _REPLAYED = msgspec.json.Decoder(w.ReplayReply)
 _TRIMMED = msgspec.json.Decoder(w.Trimmed)
 
 Event = tuple[str, str, str]  # (outbox message id, record id, event type)
+MAX_WAIT_FACTOR = 4  # a record that keeps changing is delivered at least every 4 windows
 
 
 class JobState(msgspec.Struct, omit_defaults=True):
@@ -162,7 +163,7 @@ class DeliveryQueues:
         self, tenant: str, vendor: str, consumer: str, *, count: int, block_ms: int
     ) -> list[Event]:
         """New outbox events for ``vendor``'s group, waiting up to ``block_ms`` for some."""
-        reply = await self.reader.xreadgroup(
+        reply: list[Any] = await self.reader.xreadgroup(  # type: ignore[assignment]
             vendor, consumer, {TenantKeys(tenant).outbox: ">"}, count=count, block=block_ms
         )
         return [e for _stream, messages in reply or [] for e in _events(messages)]
@@ -182,10 +183,12 @@ class DeliveryQueues:
     async def schedule(
         self, tenant: str, vendor: str, window_ms: int, kinds: list[str], events: list[Event]
     ) -> int:
-        """Move events into the vendor's schedule and ACK them; how many jobs are new."""
+        """Move events into the vendor's schedule and ACK them; how many jobs are new. A job
+        is due ``window_ms`` after its record's last change, at most ``MAX_WAIT_FACTOR``
+        windows after it was first queued."""
         if not events:
             return 0
-        request = w.ScheduleRequest(vendor, window_ms, kinds, events)
+        request = w.ScheduleRequest(vendor, window_ms, window_ms * MAX_WAIT_FACTOR, kinds, events)
         reply = await self._call("deliver_schedule", tenant, request, _SCHEDULED)
         return int(reply.scheduled)
 
@@ -250,14 +253,15 @@ class DeliveryQueues:
     ) -> list[DeadLetter]:
         """Dead letters, newest first, older than the entry ``before``."""
         start = f"({before}" if before else "+"
-        batch = await self.client.xrevrange(
+        batch: list[Any] = await self.client.xrevrange(  # type: ignore[assignment]
             TenantKeys(tenant).dead, max=start, min="-", count=count
         )
         return [DeadLetter(entry.decode(), text_fields(raw)) for entry, raw in batch]
 
     async def dead_ids(self, tenant: str, vendor: str | None = None) -> list[str]:
         ids: list[str] = []
-        for _entry, raw in await self.client.xrange(TenantKeys(tenant).dead):
+        entries: list[Any] = await self.client.xrange(TenantKeys(tenant).dead)  # type: ignore[assignment]
+        for _entry, raw in entries:
             if vendor is None or raw.get(b"vendor", b"").decode() == vendor:
                 ids.append(raw[b"id"].decode())
         return ids
@@ -268,10 +272,14 @@ class DeliveryQueues:
         """Queued (or in-flight) jobs: record id, due time (or lease expiry) ms, retry state."""
         keys = TenantKeys(tenant)
         zkey = keys.vendor("f" if in_flight else "q", vendor)
-        entries = await self.client.zrange(zkey, offset, offset + count - 1, withscores=True)
+        entries: list[Any] = await self.client.zrange(
+            zkey, offset, offset + count - 1, withscores=True
+        )
         if not entries:
             return []
-        states = await self.client.hmget(keys.vendor("jobs", vendor), [r for r, _ in entries])
+        states: list[Any] = await self.client.hmget(
+            keys.vendor("jobs", vendor), [r for r, _ in entries]
+        )
         return [
             (rec.decode(), int(score), _JOB.decode(raw) if raw else JobState())
             for (rec, score), raw in zip(entries, states, strict=True)
@@ -283,7 +291,9 @@ class DeliveryQueues:
         """A page (HSCAN) of the notes kept from each record's last delivery that carried a
         return message: the next cursor (0 at the end) and record id → note."""
         key = TenantKeys(tenant).vendor("notes", vendor)
-        position, found = await self.client.hscan(key, cursor, count=count)
+        position, found = cast(
+            "tuple[int, dict[bytes, bytes]]", await self.client.hscan(key, cursor, count=count)
+        )
         return int(position), {rec.decode(): _decode(raw) for rec, raw in found.items()}
 
 

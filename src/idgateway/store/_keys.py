@@ -39,6 +39,8 @@ key                        type    holds
                                    group has finished
 ``…:tomb:<record id>``     string  a deleted record's identifiers and vendor refs (JSON, 30 d)
 ``…:q:<vendor>``           zset    delivery queue: record id → due time (ms)
+``…:q0:<vendor>``          hash    queued record id → when it was first queued (ms): caps
+                                   how long further changes can postpone it
 ``…:f:<vendor>``           zset    in flight: record id → lease expiry (ms)
 ``…:dirty:<vendor>``       set     records changed while in flight (queued again after)
 ``…:jobs:<vendor>``        hash    record id → retry state (JSON: attempts, first attempt, …)

@@ -109,7 +109,7 @@ class Library:
 
     async def _fcall(self, name: str, function: str, prefix: str, payload: bytes) -> Any:
         if not (self.wait_replicas and name in WAITED):
-            return await self.client.fcall(function, 1, prefix, payload)  # type: ignore[misc]
+            return await self.client.fcall(function, 1, prefix, payload)
         try:
             return await call_and_wait(
                 self.client,

@@ -6,12 +6,12 @@ the last one failed (for requests waiting in other processes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
 from idgateway.store import _wire as w
-from idgateway.store._codec import contact_of
+from idgateway.store._codec import contact_of, text_fields
 from idgateway.store._keys import TenantKeys
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class ProfileCache:
 
     async def get(self, tenant: str, email: str) -> CachedProfile | None:
         stored = await self.client.hgetall(TenantKeys(tenant).profile(email))
-        return _cached({k.decode(): v.decode() for k, v in stored.items()})
+        return _cached(text_fields(stored))
 
     async def save(self, tenant: str, email: str, data: dict[str, Any], fetched_at: int) -> None:
         """Cache fresh data; it is kept past ``cache_ttl`` only to serve stale data when the
@@ -96,5 +96,7 @@ class ProfileCache:
         await self.client.set(key, reason.encode(), px=ttl_ms)
 
     async def failure(self, tenant: str, email: str) -> str | None:
-        raw = await self.client.get(TenantKeys(tenant).profile_lock(email) + ":err")
+        raw = cast(
+            "bytes | None", await self.client.get(TenantKeys(tenant).profile_lock(email) + ":err")
+        )
         return raw.decode() if raw else None

@@ -4,7 +4,7 @@ round trip), resolution, write, session binding, rate limit and outbox event tog
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import msgspec
 
@@ -342,7 +342,7 @@ class RecordRepository:
         return company_of(reply.id, reply.fields)
 
     async def merged_into(self, tenant: str, ulid: str) -> str | None:
-        into = await self.client.hget(TenantKeys(tenant).merged, ulid)
+        into = cast("bytes | None", await self.client.hget(TenantKeys(tenant).merged, ulid))
         return CONTACT_PREFIX + into.decode() if into else None
 
     async def erase(

@@ -246,6 +246,7 @@ ProfileReadReply = ProfileRead | NotFound
 class ScheduleRequest(_Wire):
     vendor: str
     window_ms: int
+    max_wait_ms: int
     kinds: list[str]
     events: list[tuple[str, str, str]]  # (message id, record id, event type)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from idgateway.settings import ConfigError, ConfigIssue, Settings, load_settings
+from idgateway.config import load_config as load_settings
+from idgateway.settings import ConfigError, ConfigIssue, Settings
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "config" / "gateway.toml"
 

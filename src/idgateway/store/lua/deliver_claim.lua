@@ -19,6 +19,7 @@ local function fn_deliver_claim(keys, args)
   if req.limit > 0 then
     for _, rec in ipairs(redis.call('ZRANGEBYSCORE', q, '-inf', now, 'LIMIT', 0, req.limit)) do
       redis.call('ZREM', q, rec)
+      redis.call('HDEL', P .. 'q0:' .. vendor, rec)
       redis.call('ZADD', f, now + req.lease_ms, rec)
       local token = tostring(redis.call('INCR', P .. 'leaseseq:' .. vendor))
       redis.call('HSET', tokens, rec, token)

@@ -16,6 +16,12 @@ local function fn_deliver_complete(keys, args)
   local tokens = P .. 'lease:' .. vendor
   local jobs, dv = P .. 'jobs:' .. vendor, P .. 'dv:' .. vendor
   local applied = 0
+  -- a record changed while in flight is due a window after now (see deliver_schedule)
+  local function requeue(rec)
+    if redis.call('ZADD', q, 'NX', now + window, rec) == 1 then
+      redis.call('HSET', P .. 'q0:' .. vendor, rec, now)
+    end
+  end
   for _, r in ipairs(req.results) do
     local rec = r.rec
     if redis.call('HGET', tokens, rec) == r.token then
@@ -51,7 +57,7 @@ local function fn_deliver_complete(keys, args)
             end
           end
         end
-        if again then redis.call('ZADD', q, 'NX', now + window, rec) end
+        if again then requeue(rec) end
       elseif r.outcome == OUTCOME.RETRY then
         redis.call('HSET', jobs, rec, r.job)
         redis.call('ZADD', q, now + r.delay_ms, rec)
@@ -62,7 +68,7 @@ local function fn_deliver_complete(keys, args)
         local sid = redis.call('XADD', P .. 'dead', '*', unpack(flat))
         redis.call('HSET', P .. 'deadix', r.dead.id, sid)
         redis.call('HINCRBY', P .. 'deadn', vendor, 1)
-        if again then redis.call('ZADD', q, 'NX', now + window, rec) end
+        if again then requeue(rec) end
       else -- disabled, release: try again as soon as the vendor may be called
         if r.job then redis.call('HSET', jobs, rec, r.job) end
         redis.call('ZADD', q, now, rec)

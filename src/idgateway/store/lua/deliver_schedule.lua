@@ -1,9 +1,12 @@
 -- deliver_schedule: move outbox events into one vendor's schedule, then ACK them, in one step.
--- A record already queued keeps its (earlier) due time: a burst collapses into one job. A
--- record in flight is marked dirty instead and queued again when that delivery ends, so one
--- record never has two deliveries in flight (SPEC §6: order, state not diffs).
--- Request (ScheduleRequest): {vendor (= consumer group), window_ms, kinds: [event type],
---   events: [[message id, record id, event type]]}
+-- A changed record is due `window_ms` after its latest change (a debounce), but never later
+-- than `max_wait_ms` after it was first queued: a burst of changes collapses into one job, and
+-- a record that never stops changing is still delivered. A job waiting for a retry keeps its
+-- due time. A record in flight is marked dirty instead and queued again when that delivery
+-- ends, so one record never has two deliveries in flight (SPEC §6: order, state not diffs).
+-- P..'q0:'..vendor holds when each queued record was first queued.
+-- Request (ScheduleRequest): {vendor (= consumer group), window_ms, max_wait_ms,
+--   kinds: [event type], events: [[message id, record id, event type]]}
 -- Reply (ScheduleReply): ok {scheduled}
 local function fn_deliver_schedule(keys, args)
   local P, req = keys[1], request(args)
@@ -12,6 +15,7 @@ local function fn_deliver_schedule(keys, args)
   local kinds = {}
   for _, k in ipairs(req.kinds) do kinds[k] = true end
   local q, f, dirty = P .. 'q:' .. vendor, P .. 'f:' .. vendor, P .. 'dirty:' .. vendor
+  local first, jobs = P .. 'q0:' .. vendor, P .. 'jobs:' .. vendor
   local ids, scheduled = {}, 0
   for _, e in ipairs(req.events) do
     table.insert(ids, e[1])
@@ -19,8 +23,13 @@ local function fn_deliver_schedule(keys, args)
     if kinds[kind] then
       if redis.call('ZSCORE', f, rec) then
         redis.call('SADD', dirty, rec)
-      else
-        scheduled = scheduled + redis.call('ZADD', q, 'NX', now + req.window_ms, rec)
+      elseif redis.call('ZADD', q, 'NX', now + req.window_ms, rec) == 1 then
+        scheduled = scheduled + 1
+        redis.call('HSET', first, rec, now)
+      elseif redis.call('HEXISTS', jobs, rec) == 0 then
+        local since = tonumber(redis.call('HGET', first, rec) or now)
+        local due = math.min(now + req.window_ms, since + req.max_wait_ms)
+        redis.call('ZADD', q, 'XX', 'GT', due, rec)
       end
     end
   end
