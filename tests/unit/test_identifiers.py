@@ -576,3 +576,32 @@ def test_phone_numbers_near_the_fast_path_get_the_library_answer(text: str) -> N
     except InvalidValue:
         got = None
     assert got == _phone_library(text.strip())
+
+
+# --- is_junk without its regex answers as it did with it ---------------------------------------
+
+_OLD_ZEROS_AND_DASHES = re.compile(r"^[0\-]+$")
+_JUNK = {"anonymous", "guest", "null", "none", "undefined", "nan", "[object object]", "0", "-1"}
+
+
+def _is_junk_reference(value: str, extra: tuple[re.Pattern[str], ...] = ()) -> bool:
+    stripped = value.strip()
+    if not stripped:
+        return True
+    lowered = stripped.lower()
+    if lowered in _JUNK or _OLD_ZEROS_AND_DASHES.match(lowered):
+        return True
+    return any(p.fullmatch(stripped) for p in extra)
+
+
+@settings(max_examples=1000)
+@given(
+    st.one_of(
+        st.text(max_size=12),
+        st.text(alphabet="0-\n \t", max_size=12),
+        st.text(alphabet="0-aX\n", max_size=6),
+    ),
+    st.sampled_from([(), (re.compile(r"test-\d+"),), (re.compile(r"(?i)x+"), re.compile("a"))]),
+)
+def test_is_junk_answers_as_the_regex_did(value: str, extra: tuple[re.Pattern[str], ...]) -> None:
+    assert is_junk(value, extra) == _is_junk_reference(value, extra)

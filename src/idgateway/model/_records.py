@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -103,15 +104,16 @@ def company_from_hash(ulid: str, stored: dict[bytes, bytes]) -> Company:
 
 def changed_names(hfields: list[bytes] | list[str]) -> list[str]:
     """Stored hash fields → the names a response lists in ``changed``."""
-    out: list[str] = []
-    for raw in hfields:
-        hf = raw.decode() if isinstance(raw, bytes) else raw
-        if hf.startswith("p."):
-            out.append("properties." + hf[2:])
-        elif hf == "_co":
-            out.append("company_ids")
-        elif hf == "_n":
-            out.append("contact_count")
-        else:
-            out.append(hf)
-    return sorted(out)
+    return sorted(map(_changed_name, hfields))
+
+
+@lru_cache(maxsize=4096)
+def _changed_name(raw: bytes | str) -> str:
+    hf = raw.decode() if isinstance(raw, bytes) else raw
+    if hf.startswith("p."):
+        return "properties." + hf[2:]
+    if hf == "_co":
+        return "company_ids"
+    if hf == "_n":
+        return "contact_count"
+    return hf
