@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from idgateway.model import (
     InvalidValue,
+    format_epoch_ms,
     format_timestamp,
     normalize_domain,
     normalize_email,
@@ -134,7 +135,15 @@ def parse_datetime(value: Any) -> datetime:
         raise InvalidValue("datetime", "unix seconds out of range") from None
 
 
+# Unix seconds a datetime can hold (years 1 to 9999); inside them whole seconds take the
+# per-second cached formatting of record timestamps (the same text, without a datetime).
+_FIRST_SECOND = -62_135_596_800
+_LAST_SECOND = 253_402_300_799
+
+
 def coerce_datetime(value: Any, spec: FieldSpec) -> str:
+    if type(value) is int and _FIRST_SECOND <= value <= _LAST_SECOND:
+        return format_epoch_ms(value * 1000)
     return format_timestamp(parse_datetime(value))
 
 
