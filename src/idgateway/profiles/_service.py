@@ -34,7 +34,7 @@ from idgateway.profiles._webhook import fetch_profile
 from idgateway.store import TenantKeys
 
 if TYPE_CHECKING:
-    from liquid import Template
+    from liquid import BoundTemplate
     from redis.asyncio import Redis
 
     from idgateway.net import GuardedClient
@@ -224,9 +224,10 @@ def render_profile(
     profile: ProfileData,
     contact: Contact | None,
     email: str,
-    template: Template | None = None,
+    template: BoundTemplate | None = None,
 ) -> RenderedProfile:
     context, warnings = render_context(config, profile.data, contact, email)
+    problem: str | None
     try:
         compiled = template or compile_file(config.template)
     except TemplateProblem as exc:
