@@ -105,6 +105,8 @@ FIGURES = [
     "p50_ms_1m",
     "delivery_cpu_usec",
     "aiohttp_post_cpu_usec",
+    "guarded_post_cpu_usec",
+    "guarded_post_over_aiohttp",
     "delivery_valkey_cpu_usec",
     "deliveries_per_s",
     "render_cpu_usec",
@@ -581,10 +583,15 @@ def delivery_scenario(bench: Bench) -> dict[str, Any]:
         cmd += ["--concurrency", str(CONCURRENCY)]
         floor = json.loads(subprocess.run(cmd, capture_output=True, check=True).stdout)
         cpu, rate, valkey = worker_round(count)
+        # the gateway's outbound client alone, same posts: the transport's share of a delivery
+        guarded = subprocess.run([*cmd, "--client", "guarded"], capture_output=True, check=True)
+        transport = json.loads(guarded.stdout)["cpu_usec_per_post"]
         row = {
             "delivery_cpu_over_aiohttp": cpu / floor["cpu_usec_per_post"],
             "delivery_cpu_usec": cpu,
             "aiohttp_post_cpu_usec": floor["cpu_usec_per_post"],
+            "guarded_post_cpu_usec": transport,
+            "guarded_post_over_aiohttp": transport / floor["cpu_usec_per_post"],
             "deliveries_per_s": rate,
         }
         if valkey is not None:
@@ -594,9 +601,10 @@ def delivery_scenario(bench: Bench) -> dict[str, Any]:
         log(
             f"round {k + 1}: aiohttp {floor['cpu_usec_per_post']:.0f} µs/POST, worker "
             f"{cpu:.0f} µs/delivery ({rate:.0f}/s), ratio {row['delivery_cpu_over_aiohttp']:.2f}"
+            f"; guarded client alone {transport:.0f} µs/POST"
         )
     for key, values in rows.items():
-        put(res, key, values, 2 if key == "delivery_cpu_over_aiohttp" else 1)
+        put(res, key, values, 2 if key.endswith("_over_aiohttp") else 1)
 
     # A burst of 100 updates to one contact, as fast as the store takes them.
     burst = Preloader(bench.redis_url, "bburst")

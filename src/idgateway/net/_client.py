@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from typing import NoReturn, Self
 
     from aiohttp.abc import ResolveResult
+    from prometheus_client import Counter, Histogram
 
     Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -265,8 +266,8 @@ class GuardedClient:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            OUTBOUND_REQUESTS.labels(purpose, outcome).inc()
-            OUTBOUND_DURATION.labels(purpose).observe(elapsed)
+            _counted(purpose, outcome).inc()
+            _timed(purpose).observe(elapsed)
             # Method, host and outcome only: URLs carry tokens, headers and bodies secrets.
             log.debug(
                 "outbound request",
@@ -383,8 +384,24 @@ def _canonical(address: str) -> str:
 def _pinned(target: _Target, address: str) -> URL:
     """The URL to send: the pinned address for the host, path and query as httpx normalised
     them, no user info (it travels as Basic auth)."""
+    return _pinned_url(target.scheme, address, target.port, target.path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pinned_url(scheme: str, address: str, port: int, path: str) -> URL:
     host = f"[{address.replace('%', '%25')}]" if ":" in address else address  # IPv6, zone
-    return URL(f"{target.scheme}://{host}:{target.port}{target.path}", encoded=True)
+    return URL(f"{scheme}://{host}:{port}{path}", encoded=True)
+
+
+# Metric children by label values: prometheus_client's labels() locks and validates each time.
+@functools.lru_cache(maxsize=256)
+def _counted(purpose: str, outcome: str) -> Counter:
+    return OUTBOUND_REQUESTS.labels(purpose, outcome)
+
+
+@functools.lru_cache(maxsize=64)
+def _timed(purpose: str) -> Histogram:
+    return OUTBOUND_DURATION.labels(purpose)
 
 
 def _no_retries(session: aiohttp.ClientSession) -> None:
@@ -443,13 +460,14 @@ async def _exchange(
 
 
 async def _read_body(response: aiohttp.ClientResponse, cap: int | None, target: _Target) -> bytes:
-    if cap is not None:
-        declared = response.headers.get("content-length", "")
-        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
-        if declared.isdigit() and int(declared) > cap and not encoded:
-            _too_large(response, cap, target)
     if cap is None:
         return await response.read()
+    declared = response.headers.get("content-length", "")
+    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+    if declared.isdigit() and not encoded:
+        if int(declared) > cap:
+            _too_large(response, cap, target)
+        return await response.read()  # the body is exactly that long: within the cap
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(_READ_CHUNK):
