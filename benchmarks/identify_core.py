@@ -18,6 +18,10 @@ the cheapest framing a client could do.
 Modes:
 
 - ``--mode cpu`` (default): CPU µs per iteration (``time.process_time``), median of rounds.
+- ``--part translate``: steps 1 and 2 only. ``--part redis-py``: the whole identify through the
+  real store and redis-py against the real Valkey, one call at a time on an event loop (client
+  side only: the server's instructions are not this process's). Their differences to the core
+  tell what translation, the store's framing and the Redis client each cost.
 - ``--mode callgrind``: for ``valgrind --tool=callgrind --zero-before=getppid
   --dump-before=getpgrp``: the measured loop sits between ``os.getppid()`` and
   ``os.getpgrp()``, so callgrind's first dump holds exactly the loop's instructions.
@@ -176,6 +180,36 @@ def one(store: RecordStore, tenant: Tenant, body: bytes) -> None:
         raise RuntimeError("the identify core did not create the contact it was given")
 
 
+def translate_only(tenant: Tenant, body: bytes) -> None:
+    req = msgspec.json.decode(body, type=IdentifyRequest)
+    translate_identify(req, tenant.contacts, tenant.companies)
+
+
+async def through_redis_py(
+    redis_url: str, tenant: Tenant, warm: list[bytes], measured: list[bytes], marked: bool
+) -> list[float]:
+    """The identify through the real store (redis-py AsyncScript, EVALSHA) one at a time."""
+    client = connect(redis_url)
+    store = RecordStore(client, Scripts.register(client))
+
+    async def once(body: bytes) -> None:
+        req = msgspec.json.decode(body, type=IdentifyRequest)
+        await apply(store, tenant, translate_identify(req, tenant.contacts, tenant.companies))
+
+    for body in warm:
+        await once(body)
+    started = time.process_time()
+    if marked:
+        os.getppid()
+    for body in measured:
+        await once(body)
+    if marked:
+        os.getpgrp()
+    cpu = (time.process_time() - started) / len(measured) * 1e6
+    await client.aclose()
+    return [cpu]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=["cpu", "callgrind"], default="cpu")
@@ -186,6 +220,7 @@ def main() -> None:
     )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     parser.add_argument("--first", type=int, default=0, help="number of the first contact")
+    parser.add_argument("--part", choices=["core", "translate", "redis-py"], default="core")
     args = parser.parse_args()
 
     rounds = 1 if args.mode == "callgrind" else args.rounds
@@ -201,19 +236,31 @@ def main() -> None:
             redis_url = embedded.url
         try:
             tenant = load_tenant(Path(folder))
+            if args.part == "redis-py":
+                warm, measured = bodies[: args.warmup], bodies[args.warmup :]
+                marked = args.mode == "callgrind"
+                cpu = asyncio.run(through_redis_py(redis_url, tenant, warm, measured, marked))
+                print(json.dumps({"part": "redis-py", "cpu_usec": round(cpu[0], 1)}))
+                return
             replies = asyncio.run(record_replies(redis_url, tenant, bodies))
             store, canned = canned_store(redis_url, replies)
         finally:
             if embedded is not None:
                 embedded.stop()
 
+    def step(body: bytes) -> None:
+        if args.part == "translate":
+            translate_only(tenant, body)
+        else:
+            one(store, tenant, body)
+
     for body in bodies[: args.warmup]:
-        one(store, tenant, body)
+        step(body)
     measured = bodies[args.warmup :]
     if args.mode == "callgrind":
         os.getppid()  # callgrind --zero-before=getppid: counting starts here
         for body in measured:
-            one(store, tenant, body)
+            step(body)
         os.getpgrp()  # callgrind --dump-before=getpgrp: the loop's count is dumped here
         print(json.dumps({"iterations": len(measured)}))
         return
@@ -222,7 +269,7 @@ def main() -> None:
         chunk = measured[r * args.iterations : (r + 1) * args.iterations]
         started = time.process_time()
         for body in chunk:
-            one(store, tenant, body)
+            step(body)
         per.append((time.process_time() - started) / len(chunk) * 1e6)
     print(
         json.dumps(

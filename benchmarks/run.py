@@ -520,7 +520,10 @@ def latency_scenario(bench: Bench) -> dict[str, Any]:
         rows.setdefault("latency_ratio_1m_vs_10k", []).append(p1m["p50_ms"] / p10k["p50_ms"])
         rows.setdefault("p50_ms_10k", []).append(p10k["p50_ms"])
         rows.setdefault("p50_ms_1m", []).append(p1m["p50_ms"])
-        log(f"at {rate:.0f}/s: p50 {p10k['p50_ms']} ms with 10k, {p1m['p50_ms']} ms with 1M")
+        log(
+            f"at {rate:.0f}/s: p50 {p10k['p50_ms']} ms with 10k stored, "
+            f"{p1m['p50_ms']} ms with {CONTACTS:,}"
+        )
     for key, values in rows.items():
         put(res, key, values, 3)
     return res
