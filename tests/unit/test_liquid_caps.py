@@ -71,5 +71,5 @@ def test_a_capture_counts_against_the_cap_of_the_whole_output() -> None:
     chunk = "é" * 1024  # 2 KiB a chunk; 20 of them stay within the namespace cap (64 KiB)
     # the capture fits after 200 KiB already written; after 230 KiB, it does not
     assert render(template, {"head": "x" * 200 * 1024, "chunk": chunk, "n": 20})[1] is None
-    html, problem = render(template, {"head": "x" * 230 * 1024, "chunk": chunk, "n": 20})
+    _html, problem = render(template, {"head": "x" * 230 * 1024, "chunk": chunk, "n": 20})
     assert problem is not None and "output stream limit" in problem
