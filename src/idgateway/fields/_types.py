@@ -55,6 +55,8 @@ def type_name(value: Any) -> str:
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], expected: str) -> None:
+    if type(value) is kind:  # the usual case, decided at once (a bool's type is never int)
+        return
     if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
         raise InvalidValue("type", f"expected {expected}, got boolean")
     if not isinstance(value, kind):
@@ -62,6 +64,8 @@ def _expect(value: Any, kind: type | tuple[type, ...], expected: str) -> None:
 
 
 def _text(value: Any, limit: int) -> str:
+    if type(value) is str and len(value) <= limit:
+        return value
     _expect(value, str, "string")
     if len(value) > limit:
         raise InvalidValue("too_long", f"at most {limit} characters, got {len(value)}")
