@@ -31,11 +31,12 @@ class RecordOp:
         op: dict[str, Any] = {
             "ns": self.ns,
             "new_id": new_ulid(),
-            "lookups": [list(x) for x in c.lookups],
+            # tuples: msgspec writes them as JSON arrays, as it would lists
+            "lookups": c.lookups,
             "set": c.sets,
             "unset": c.unsets,
-            "infer": [list(x) for x in c.infer],
-            "required": [list(x) for x in c.required],
+            "infer": c.infer,
+            "required": c.required,
             "spec": msgspec.Raw(self.registry.index_spec),
         }
         if c.tags_add:
