@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check bench install lock clean
+.PHONY: run test check bench bench-core install lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## bench: every SPEC §11 figure beside a baseline (BENCH_SECONDS per scenario, default 20)
+## bench: every SPEC §11 figure as CPU per request beside its floor (BENCH_SECONDS, BENCH_ROUNDS)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+## bench-core: instructions (callgrind) and CPU of the identify core only, for noisy machines
+bench-core: $(STAMP)
+	BENCH_ONLY=core $(BIN)/python benchmarks/run.py
 
 ## check: lint (ruff), format, types (mypy --strict on src/ and vendors/), layering (import-linter), the example configuration
 check: $(STAMP)
