@@ -17,7 +17,7 @@ CLUSTER_SUITES := $(addprefix tests/integration/,test_store.py test_store_edges.
 	test_delivery.py test_delivery_smoke.py) \
 	--deselect tests/integration/test_delivery.py::test_a_burst_of_100_updates_reaches_the_vendor_as_at_most_5_deliveries
 
-.PHONY: run test test-cluster check bench install lock clean
+.PHONY: run test test-cluster check bench bench-core install lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,13 @@ test: $(STAMP)
 test-cluster: $(STAMP)
 	IDGW_TEST_CLUSTER=1 $(BIN)/python -m pytest $(CLUSTER_SUITES)
 
-## bench: every SPEC §11 figure beside a baseline (BENCH_SECONDS per scenario, default 20)
+## bench: every SPEC §11 figure as CPU per request beside its floor (BENCH_SECONDS, BENCH_ROUNDS)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+## bench-core: instructions (callgrind) and CPU of the identify core only, for noisy machines
+bench-core: $(STAMP)
+	BENCH_ONLY=core $(BIN)/python benchmarks/run.py
 
 ## check: lint (ruff), format, types (mypy --strict on src/ and vendors/), layering (import-linter), the example configuration
 check: $(STAMP)

@@ -7,12 +7,14 @@ import hashlib
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import Body, Parameter
 from litestar.router import Router
 
 from idgateway import service
 from idgateway.api._deps import gateway
 from idgateway.api._limits import IN_WRITE, client_address, spend_unknown_key
+from idgateway.api._openapi import SECRET, problems
 from idgateway.api.records import IdentifyResponse
 from idgateway.dialects.gist import GistIdentify, translate_gist
 from idgateway.dialects.smooch import (
@@ -28,7 +30,17 @@ from idgateway.store import RateLimit, Store
 from idgateway.tenancy import Tenant
 
 
-@post("/gist/identify", status_code=200, opt=IN_WRITE, summary="Gist identify(user_id, properties)")
+@post(
+    "/gist/identify",
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Gist identify(user_id, properties)",
+    security=SECRET,
+    responses={
+        201: ResponseSpec(IdentifyResponse, description="The contact was created"),
+        **problems(409, 413, 422),
+    },
+)
 async def gist_identify(
     tenant: Tenant, store: Store, limits: list[RateLimit], data: Annotated[GistIdentify, Body()]
 ) -> Response[IdentifyResponse]:
@@ -39,7 +51,14 @@ async def gist_identify(
 _APPUSER = "/smooch/v1.1/apps/{app_id:str}/appusers/{user_id:str}"
 
 
-@put(_APPUSER, status_code=200, opt=IN_WRITE, summary="Smooch Update App User")
+@put(
+    _APPUSER,
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Smooch Update App User",
+    security=SECRET,
+    responses=problems(404, 409, 413, 422),
+)
 async def smooch_put(
     tenant: Tenant,
     store: Store,
@@ -56,7 +75,7 @@ async def smooch_put(
     return app_user(outcome.contact)
 
 
-@get(_APPUSER, summary="Smooch Get App User")
+@get(_APPUSER, summary="Smooch Get App User", security=SECRET, responses=problems(404))
 async def smooch_get(
     tenant: Tenant, store: Store, app_id: str, user_id: str
 ) -> SmoochAppUserResponse:
@@ -75,6 +94,11 @@ def _token_digest(token: str) -> bytes:
     "/groove/custom-profile",
     summary="Groove Custom Profile webhook source",
     media_type="application/json",
+    security=[{"grooveToken": []}],
+    responses={
+        404: ResponseSpec(dict[str, Any], description="No contact has this email: an empty object"),
+        **problems(422),
+    },
 )
 async def groove_custom_profile(
     request: Request[Any, Any, Any],

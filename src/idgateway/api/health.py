@@ -6,6 +6,7 @@ import os
 
 from litestar import get
 
+from idgateway.api._openapi import problems
 from idgateway.errors import Unavailable
 from idgateway.store import UNAVAILABLE, Store, embedded_status
 
@@ -22,7 +23,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Redis answers", tags=["operations"])
+@get(
+    "/readyz",
+    summary="Redis answers",
+    tags=["operations"],
+    responses={503: problems(503)[503]},
+)
 async def readyz(store: Store) -> dict[str, str]:
     if store.refusal is not None:
         raise Unavailable(store.refusal)
