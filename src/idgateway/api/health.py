@@ -11,7 +11,12 @@ from idgateway.errors import Unavailable
 from idgateway.store import UNAVAILABLE, Store, embedded_status
 
 
-@get("/healthz", summary="The process can serve", tags=["operations"])
+@get(
+    "/healthz",
+    summary="The process can serve",
+    tags=["operations"],
+    responses={503: problems(503)[503]},
+)
 async def healthz() -> dict[str, str]:
     """Fails when the process cannot serve: its embedded Valkey died and could not be
     restarted (``idgateway serve`` supervises it and writes its state to a file)."""
