@@ -215,12 +215,19 @@ def check_server_kind(url: str, *, cluster: bool, timeout: float = 2.0) -> None:
     """
     last: Exception | None = None
     answered = False
-    for seed in seed_urls(url):
+    seeds = seed_urls(url)
+    first = urlsplit(seeds[0]) if seeds else None
+    for seed in seeds:
+        options: dict[str, Any] = {}
+        if first is not None and not urlsplit(seed).password and first.password:
+            # the cluster client takes credentials from the first seed: so does this check
+            options = {"username": first.username or None, "password": first.password}
         client = redis.Redis.from_url(
             seed,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
+            **options,
         )
         try:
             info = client.info("cluster")
