@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 ACME_SECRET = "sk_test_acme_0123456789abcdef"
 ACME_PUBLISHABLE = "pk_test_acme_0123456789abcdef"
+ACME_WRITE = "wk_test_acme_0123456789abcdef"  # the Segment-compatible source (SPEC §5.8)
 OTHER_SECRET = "sk_test_other_0123456789abcdef"
 STRICT_SECRET = "sk_test_strict_0123456789abcdef"
 QUIET_SECRET = "sk_test_quiet_0123456789abcdef"
@@ -89,6 +90,11 @@ name = "browser"
 kind = "publishable"
 key = "{acme_publishable}"
 
+[[api_keys]]
+name = "segment"
+kind = "write"
+key = "{acme_write}"
+
 [[fields.contact]]
 key = "plan"
 type = "dropdown"
@@ -143,6 +149,10 @@ type = "address"
 [[fields.contact]]
 key = "labels"
 type = "tags"
+
+[[fields.contact]]
+key = "address"
+type = "address"
 
 [[fields.contact]]
 key = "role"
@@ -255,6 +265,7 @@ def write_config(folder: Path, redis_url: str, port: int) -> Path:
     values = {
         "acme_secret": ACME_SECRET,
         "acme_publishable": ACME_PUBLISHABLE,
+        "acme_write": ACME_WRITE,
         "other_secret": OTHER_SECRET,
         "strict_secret": STRICT_SECRET,
         "quiet_secret": QUIET_SECRET,

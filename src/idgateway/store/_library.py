@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 from redis.exceptions import ResponseError
 
-from idgateway.store._wire import DeliveryOutcome
+from idgateway.store._wire import DeliveryOutcome, IngestOutcome
 
 if TYPE_CHECKING:
     from idgateway.store._connection import Client
@@ -43,15 +43,18 @@ FUNCTIONS: dict[str, bool] = {
     "deliver_complete": False,
     "deliver_replay": False,
     "deliver_trim": False,
+    "ingest": False,
 }
 R = TypeVar("R")
 _encode = msgspec.json.Encoder().encode
 
 
 def _outcome_table() -> str:
-    """The delivery outcomes as Lua sees them: one table, generated from the Python enum."""
+    """The delivery and ingestion outcomes as Lua sees them: tables generated from the Python
+    enums."""
     members = ", ".join(f"{o.name} = '{o.value}'" for o in DeliveryOutcome)
-    return f"local OUTCOME = {{{members}}}\n"
+    ingest = ", ".join(f"{o.name} = '{o.value}'" for o in IngestOutcome)
+    return f"local OUTCOME = {{{members}}}\nlocal INGEST = {{{ingest}}}\n"
 
 
 @cache
