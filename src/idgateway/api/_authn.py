@@ -94,7 +94,9 @@ def authentication(app: ASGIApp, gateway: Gateway, store_of: Callable[[], Store 
                     if authorization is not None
                     else None
                 )
-            elif path.startswith(SMOOCH_PATHS):
+            elif path.startswith(SMOOCH_PATHS) and (
+                authorization is not None or b"x-idgw-key" not in headers
+            ):
                 principal = gateway.keys.authenticate_smooch(authorization)
             else:
                 publishable = headers.get(b"x-idgw-key")

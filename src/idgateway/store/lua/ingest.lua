@@ -39,6 +39,10 @@ local function ingest_upsert(ctx, records, spec, linked, sess, E)
       bind(ctx, sk, sess.id, r.ns, r.id, sess.ttl)
       clear_buffer(ctx, sk, r.ns)
     end
+    -- SPEC §4.2: a session bound to a contact and a company links them (a group call made
+    -- while anonymous, then the identify).
+    local ct, co = bound_record(ctx, sk, 'c'), bound_record(ctx, sk, 'o')
+    if ct and co then link(ctx, ct, co) end
     touch_session(ctx, sk, sess.ttl)
   end
   return results[#results]
