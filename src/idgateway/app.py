@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, cast
 
 from litestar import Litestar, Response, get
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,12 +18,12 @@ from prometheus_client import (
     multiprocess,
 )
 
-from idgateway import __version__
 from idgateway.api._authn import authentication
 from idgateway.api._cors import session_cors
 from idgateway.api._deps import DEPENDENCIES, Gateway, Runtime
 from idgateway.api._limits import spend_before
 from idgateway.api._middleware import request_context
+from idgateway.api._openapi import openapi_config, swagger_asset
 from idgateway.api._problems import handle_exception
 from idgateway.api.auth import KeyRing
 from idgateway.api.compat import compat_router
@@ -142,6 +141,7 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             ingest_router,
             sdk_script,
             MetricsController,
+            swagger_asset,
         ],
         dependencies=DEPENDENCIES,
         before_request=spend_before,
@@ -149,9 +149,7 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
         request_max_body_size=settings.gateway.server.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="idgateway", version=__version__, path="/schema", use_handler_docstrings=True
-        ),
+        openapi_config=openapi_config(),
         debug=False,
         logging_config=None,
     )

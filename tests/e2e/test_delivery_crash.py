@@ -225,9 +225,7 @@ def test_sigterm_mid_delivery_leaves_nothing_leased(tmp_path: Path, redis_url: s
         second = hook.wait_for(2, timeout=20)[1]
         assert second.json()["data"]["id"] == contact["id"]
         assert second.headers["idempotency-key"] == first.headers["idempotency-key"]
-        # the lease would have held it until first.at + 9 s
-        assert second.at < first.at + 7.0, (
-            f"redelivered {second.at - first.at:.1f}s later: after a lease"
-        )
+        # (no timing asserted here: the queue above already shows the job released, not
+        # leased, whatever the machine's speed)
         time.sleep(1.0)
         assert len(hook.requests) == 2  # exactly one successful delivery

@@ -9,12 +9,14 @@ import hashlib
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import Body, Parameter
 from litestar.router import Router
 
 from idgateway import service
 from idgateway.api._deps import gateway
 from idgateway.api._limits import IN_WRITE, client_address, spend_unknown_key
+from idgateway.api._openapi import SECRET, SMOOCH, problems, smooch_errors
 from idgateway.api.records import IdentifyResponse
 from idgateway.dialects.gist import GistIdentify, translate_gist
 from idgateway.dialects.smooch import SmoochAppUserResponse, SmoochAppUserUpdate, app_user
@@ -25,7 +27,17 @@ from idgateway.store import RateLimit, Store
 from idgateway.tenancy import Tenant
 
 
-@post("/gist/identify", status_code=200, opt=IN_WRITE, summary="Gist identify(user_id, properties)")
+@post(
+    "/gist/identify",
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Gist identify(user_id, properties)",
+    security=SECRET,
+    responses={
+        201: ResponseSpec(IdentifyResponse, description="The contact was created"),
+        **problems(409, 413, 422),
+    },
+)
 async def gist_identify(
     tenant: Tenant, store: Store, limits: list[RateLimit], data: Annotated[GistIdentify, Body()]
 ) -> Response[IdentifyResponse]:
@@ -38,7 +50,18 @@ _APPUSER = "/smooch/v1.1/apps/{app_id:str}/appusers/{user_id:str}"
 _APPUSER_OF_KEY = "/smooch/v1.1/appusers/{user_id:str}"
 
 
-@put(_APPUSER, status_code=200, opt=IN_WRITE, summary="Smooch Update App User")
+_PUT_ERRORS = smooch_errors(404, 409, 413, 422)
+_GET_ERRORS = smooch_errors(404)
+
+
+@put(
+    _APPUSER,
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Smooch Update App User",
+    security=SMOOCH,
+    responses=_PUT_ERRORS,
+)
 async def smooch_put(
     tenant: Tenant,
     store: Store,
@@ -51,14 +74,21 @@ async def smooch_put(
     return app_user(await service.smooch_update(store, tenant, app_id, user_id, data, limits))
 
 
-@get(_APPUSER, summary="Smooch Get App User")
+@get(_APPUSER, summary="Smooch Get App User", security=SMOOCH, responses=_GET_ERRORS)
 async def smooch_get(
     tenant: Tenant, store: Store, app_id: str, user_id: str
 ) -> SmoochAppUserResponse:
     return app_user(await service.smooch_app_user(store, tenant, app_id, user_id))
 
 
-@delete(_APPUSER, status_code=200, opt=IN_WRITE, summary="Smooch Delete App User (erasure)")
+@delete(
+    _APPUSER,
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Smooch Delete App User (erasure)",
+    security=SMOOCH,
+    responses=_GET_ERRORS,
+)
 async def smooch_delete(
     tenant: Tenant, store: Store, limits: list[RateLimit], app_id: str, user_id: str
 ) -> dict[str, Any]:
@@ -67,7 +97,14 @@ async def smooch_delete(
     return {}
 
 
-@put(_APPUSER_OF_KEY, status_code=200, opt=IN_WRITE, summary="Smooch Update App User (app scope)")
+@put(
+    _APPUSER_OF_KEY,
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Smooch Update App User (app scope)",
+    security=SMOOCH,
+    responses=_PUT_ERRORS,
+)
 async def smooch_put_of_key(
     tenant: Tenant,
     store: Store,
@@ -78,13 +115,23 @@ async def smooch_put_of_key(
     return app_user(await service.smooch_update(store, tenant, None, user_id, data, limits))
 
 
-@get(_APPUSER_OF_KEY, summary="Smooch Get App User (app scope)")
+@get(
+    _APPUSER_OF_KEY,
+    summary="Smooch Get App User (app scope)",
+    security=SMOOCH,
+    responses=_GET_ERRORS,
+)
 async def smooch_get_of_key(tenant: Tenant, store: Store, user_id: str) -> SmoochAppUserResponse:
     return app_user(await service.smooch_app_user(store, tenant, None, user_id))
 
 
 @delete(
-    _APPUSER_OF_KEY, status_code=200, opt=IN_WRITE, summary="Smooch Delete App User (app scope)"
+    _APPUSER_OF_KEY,
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Smooch Delete App User (app scope)",
+    security=SMOOCH,
+    responses=_GET_ERRORS,
 )
 async def smooch_delete_of_key(
     tenant: Tenant, store: Store, limits: list[RateLimit], user_id: str
@@ -101,6 +148,11 @@ def _token_digest(token: str) -> bytes:
     "/groove/custom-profile",
     summary="Groove Custom Profile webhook source",
     media_type="application/json",
+    security=[{"grooveToken": []}],
+    responses={
+        404: ResponseSpec(dict[str, Any], description="No contact has this email: an empty object"),
+        **problems(422),
+    },
 )
 async def groove_custom_profile(
     request: Request[Any, Any, Any],

@@ -10,6 +10,7 @@ from litestar.params import Parameter
 from litestar.router import Router
 
 from idgateway import service
+from idgateway.api._openapi import SECRET, problems
 from idgateway.delivery import DeliveryPage, dry_run, list_deliveries
 from idgateway.errors import Malformed, NotFound
 from idgateway.store import Store
@@ -24,7 +25,9 @@ def _vendor(tenant: Tenant, vendor: str | None) -> None:
 
 
 @get(
-    "/deliveries", summary="Delivery records: dead letters (default), queued, in flight, delivered"
+    "/deliveries",
+    summary="Delivery records: dead letters (default), queued, in flight, delivered",
+    responses=problems(404),
 )
 async def deliveries(
     tenant: Tenant,
@@ -46,6 +49,7 @@ async def deliveries(
     "/deliveries/{delivery_id:str}/replay",
     status_code=202,
     summary="Put a dead delivery back in the queue",
+    responses=problems(404),
 )
 async def replay_delivery(tenant: Tenant, store: Store, delivery_id: str) -> dict[str, str]:
     done = await store.deliveries.replay(tenant.id, delivery_id)
@@ -58,6 +62,7 @@ async def replay_delivery(tenant: Tenant, store: Store, delivery_id: str) -> dic
     "/contacts/{contact_id:str}/dry-run",
     status_code=200,
     summary="The requests a delivery would send, without sending",
+    responses=problems(404),
 )
 async def contact_dry_run(
     tenant: Tenant, store: Store, contact_id: str, vendor: str | None = None
@@ -78,4 +83,5 @@ deliveries_router = Router(
     path="/v1",
     route_handlers=[deliveries, replay_delivery, contact_dry_run],
     tags=["deliveries"],
+    security=SECRET,
 )

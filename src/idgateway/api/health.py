@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import get
 
+from idgateway.api._openapi import problems
 from idgateway.errors import Unavailable
 from idgateway.store import UNAVAILABLE, Store
 
@@ -13,7 +14,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Redis answers", tags=["operations"])
+@get(
+    "/readyz",
+    summary="Redis answers",
+    tags=["operations"],
+    responses={503: problems(503)[503]},
+)
 async def readyz(store: Store) -> dict[str, str]:
     try:
         await store.ping()

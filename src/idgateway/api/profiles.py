@@ -10,6 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.params import Body
 from litestar.router import Router
 
+from idgateway.api._openapi import SECRET, problems
 from idgateway.profiles import ProfileService, RenderedProfile
 from idgateway.tenancy import Tenant
 
@@ -26,7 +27,12 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-@get("/contacts/{contact_id:str}/profile", summary="The contact's rendered profile (HTML or JSON)")
+@get(
+    "/contacts/{contact_id:str}/profile",
+    summary="The contact's rendered profile (HTML, or JSON with Accept: application/json)",
+    media_type="text/html",
+    responses=problems(404, 502),
+)
 async def contact_profile(
     request: Request[Any, Any, Any],
     tenant: Tenant,
@@ -44,6 +50,7 @@ async def contact_profile(
     "/contacts/{contact_id:str}/messages",
     status_code=202,
     summary="A new customer message: refresh the profile data",
+    responses=problems(404),
 )
 async def contact_message(
     tenant: Tenant, profiles: ProfileService, contact_id: str
@@ -52,7 +59,12 @@ async def contact_message(
     return {"status": "accepted"}
 
 
-@post("/profile/preview", status_code=200, summary="Fetch and render for an email without saving")
+@post(
+    "/profile/preview",
+    status_code=200,
+    summary="Fetch and render for an email without saving",
+    responses=problems(404, 413, 422, 502),
+)
 async def profile_preview(
     tenant: Tenant, profiles: ProfileService, data: Annotated[PreviewRequest, Body()]
 ) -> RenderedProfile:
@@ -63,4 +75,5 @@ profiles_router = Router(
     path="/v1",
     route_handlers=[contact_profile, contact_message, profile_preview],
     tags=["profiles"],
+    security=SECRET,
 )

@@ -16,13 +16,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.router import Router
 
 from idgateway import service
 from idgateway.api._deps import gateway
 from idgateway.api._limits import IN_WRITE, client_address, limits_for, spend_unknown_key
+from idgateway.api._openapi import SECRET, WRITE, problems, segment_errors
 from idgateway.dialects.segment import MAX_REQUEST_BYTES, decode_request
 from idgateway.errors import Malformed, Unauthorized
 from idgateway.store import Store
@@ -38,21 +38,6 @@ class Accepted(msgspec.Struct):
     """Segment's answer to an accepted request."""
 
     success: bool = True
-
-
-class SegmentError(msgspec.Struct):
-    """Segment's error shape: the libraries read ``code`` and ``message``."""
-
-    code: str
-    message: str
-
-
-_ERRORS = {
-    400: ResponseSpec(SegmentError, description="not JSON, not gzip, or over a limit"),
-    401: ResponseSpec(SegmentError, description="missing or unknown write key"),
-    429: ResponseSpec(SegmentError, description="over the write key's rate; see Retry-After"),
-    503: ResponseSpec(SegmentError, description="the data store does not answer; Retry-After"),
-}
 
 
 def decompress(body: bytes, encoding: str | None) -> bytes:
@@ -110,7 +95,8 @@ async def _accept(request: Request[Any, Any, Any], store: Store, call: str | Non
 _ROUTE: dict[str, Any] = {
     "status_code": 200,
     "opt": IN_WRITE,
-    "responses": _ERRORS,
+    "responses": segment_errors(),
+    "security": WRITE,
 }
 
 
@@ -159,7 +145,12 @@ segment_router = Router(
 )
 
 
-@get("/ingest/rejections", summary="Ingested events that were not applied, newest first")
+@get(
+    "/ingest/rejections",
+    summary="Ingested events that were not applied, newest first",
+    security=SECRET,
+    responses=problems(),
+)
 async def rejections(
     tenant: Tenant,
     store: Store,

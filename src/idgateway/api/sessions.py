@@ -11,6 +11,7 @@ from litestar.router import Router
 
 from idgateway import service
 from idgateway.api._limits import IN_WRITE
+from idgateway.api._openapi import BROWSER, problems
 from idgateway.dialects.groove import CallsRequest
 from idgateway.model import Company, Contact, Session
 from idgateway.store import RateLimit, Store
@@ -24,12 +25,18 @@ class CallsResponse(msgspec.Struct):
     discarded: list[str]
 
 
-@post("/", status_code=201, opt=IN_WRITE, summary="Mint a browser session")
+@post("/", status_code=201, opt=IN_WRITE, summary="Mint a browser session", responses=problems())
 async def mint_session(tenant: Tenant, store: Store, limits: list[RateLimit]) -> Session:
     return await service.mint_session(store, tenant, limits)
 
 
-@post("/{session_id:str}/calls", status_code=200, opt=IN_WRITE, summary="Apply Groove widget calls")
+@post(
+    "/{session_id:str}/calls",
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Apply Groove widget calls",
+    responses=problems(404, 409, 413, 422),
+)
 async def session_calls(
     tenant: Tenant,
     store: Store,
@@ -44,12 +51,18 @@ async def session_calls(
     return CallsResponse(result.session, result.contact, result.company, discarded)
 
 
-@get("/{session_id:str}", summary="A browser session")
+@get("/{session_id:str}", summary="A browser session", responses=problems(404))
 async def get_session(tenant: Tenant, store: Store, publishable: bool, session_id: str) -> Session:
     return await service.get_session(store, tenant, session_id, publishable=publishable)
 
 
-@delete("/{session_id:str}", status_code=204, opt=IN_WRITE, summary="Log out: delete the session")
+@delete(
+    "/{session_id:str}",
+    status_code=204,
+    opt=IN_WRITE,
+    summary="Log out: delete the session",
+    responses=problems(404),
+)
 async def logout(
     tenant: Tenant, store: Store, limits: list[RateLimit], publishable: bool, session_id: str
 ) -> Response[None]:
@@ -61,4 +74,5 @@ sessions_router = Router(
     path="/v1/sessions",
     route_handlers=[mint_session, session_calls, get_session, logout],
     tags=["sessions"],
+    security=BROWSER,
 )
