@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 ACME_SECRET = "sk_test_acme_0123456789abcdef"
 ACME_PUBLISHABLE = "pk_test_acme_0123456789abcdef"
 ACME_WRITE = "wk_test_acme_0123456789abcdef"  # the Segment-compatible source (SPEC §5.8)
+ACME_WRITE_SLOW = "wk_test_acme_slow_0123456789abcdef"  # a write key of 2 requests a minute
 OTHER_SECRET = "sk_test_other_0123456789abcdef"
 STRICT_SECRET = "sk_test_strict_0123456789abcdef"
 QUIET_SECRET = "sk_test_quiet_0123456789abcdef"
@@ -94,6 +95,12 @@ key = "{acme_publishable}"
 name = "segment"
 kind = "write"
 key = "{acme_write}"
+
+[[api_keys]]
+name = "segment-slow"
+kind = "write"
+key = "{acme_write_slow}"
+rate_limit = "2/m"
 
 [[fields.contact]]
 key = "plan"
@@ -266,6 +273,7 @@ def write_config(folder: Path, redis_url: str, port: int) -> Path:
         "acme_secret": ACME_SECRET,
         "acme_publishable": ACME_PUBLISHABLE,
         "acme_write": ACME_WRITE,
+        "acme_write_slow": ACME_WRITE_SLOW,
         "other_secret": OTHER_SECRET,
         "strict_secret": STRICT_SECRET,
         "quiet_secret": QUIET_SECRET,
