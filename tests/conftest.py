@@ -158,10 +158,6 @@ key = "labels"
 type = "tags"
 
 [[fields.contact]]
-key = "address"
-type = "address"
-
-[[fields.contact]]
 key = "role"
 type = "text"
 

@@ -160,7 +160,6 @@ def test_identify_group_alias_track_land_as_contact_company_and_link(
                 "lastName": "Flintstone",
                 "createdAt": "2015-10-08T23:52:11Z",
                 "plan": "Free",
-                "address": {"city": "Bedrock", "postalCode": "70777"},
             },
         )
         .group(
@@ -178,7 +177,6 @@ def test_identify_group_alias_track_land_as_contact_company_and_link(
     assert found["signed_up_at"] == "2015-10-08T23:52:11Z"
     assert found["properties"]["plan"] == "Free"
     assert found["properties"]["role"] == "CEO"  # set while anonymous, applied on alias
-    assert found["properties"]["address"] == {"city": "Bedrock", "postal_code": "70777"}
     assert len(found["company_ids"]) == 1
     company = api.get(f"/v1/companies/{found['company_ids'][0]}").json()
     assert company["external_id"] == group

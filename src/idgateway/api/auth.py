@@ -5,12 +5,12 @@ Keys are looked up by their SHA-256 digest: the configured ``key`` is hashed at 
 (``key_sha256`` is used as given), the presented key is hashed per request, and the digests are
 compared with :func:`hmac.compare_digest`. Timing therefore reveals nothing about the secret.
 
-Two dialects authenticate as their vendors' own clients do: the Segment-compatible source
-takes a write key as HTTP Basic user name (or the body's ``writeKey``, :meth:`KeyRing.
-authenticate_write`); the Smooch dialect takes HTTP Basic with a key's ``name`` as key id and
-the key as secret, or an HS256 JWT whose header ``kid`` is a key's name, signed with that key,
-scope ``app`` (:meth:`KeyRing.authenticate_smooch`). A JWT can only be checked against a key
-configured as ``key``: one given as ``key_sha256`` takes Basic or Bearer.
+Two dialects authenticate as their vendors' own clients do. The Segment-compatible source
+takes a write key as HTTP Basic user name, or the body's ``writeKey``
+(:meth:`KeyRing.authenticate_write`). The Smooch dialect takes HTTP Basic with a key's ``name``
+as key id and the key as secret, or an HS256 JWT whose header ``kid`` is a key's name, signed
+with that key, scope ``app`` (:meth:`KeyRing.authenticate_smooch`). A JWT can only be checked
+against a key configured as ``key``: one given as ``key_sha256`` takes Basic or Bearer.
 """
 
 from __future__ import annotations
