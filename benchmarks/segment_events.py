@@ -79,13 +79,21 @@ def free_port() -> int:
         return port
 
 
+_AREAS: dict[str, int] = {}
+
+
+def area(tag: str) -> int:
+    """An area code of its own per request file: no phone number is used twice in a run."""
+    return _AREAS.setdefault(tag, 201 + len(_AREAS))
+
+
 def traits(tag: str, i: int) -> dict[str, Any]:
-    """A typical contact: 10 fields (as in benchmarks/run.py)."""
+    """A typical contact: 10 fields (as in benchmarks/run.py), identifiers unique per tag."""
     return {
         "email": f"{tag}{i}@bench.test",
         "first_name": "Fred",
         "last_name": "Flintstone",
-        "phone": f"+1555{i % 10_000_000:07d}",
+        "phone": f"+1{area(tag)}{i % 10_000_000:07d}",
         "plan": "Pro",
         "signed_up_at": 1444348331,
         "tags": "free, popular",
@@ -278,6 +286,7 @@ def main() -> int:
                 if out["sent"] > lines:
                     log(f"{name}: the request file was sent more than once: figures are optimistic")
                 results[name].append(out)
+                path.unlink()
                 log(f"round {rnd} {name}: {out['rps']} req/s, statuses {out['statuses']}")
     finally:
         gateway.terminate()
