@@ -44,6 +44,8 @@ CLUSTER = bool(os.environ.get("REDIS_CLUSTER_URL")) or os.environ.get("IDGW_TEST
 
 ACME_SECRET = "sk_test_acme_0123456789abcdef"
 ACME_PUBLISHABLE = "pk_test_acme_0123456789abcdef"
+ACME_WRITE = "wk_test_acme_0123456789abcdef"  # the Segment-compatible source (SPEC §5.8)
+ACME_WRITE_SLOW = "wk_test_acme_slow_0123456789abcdef"  # a write key of 2 requests a minute
 OTHER_SECRET = "sk_test_other_0123456789abcdef"
 STRICT_SECRET = "sk_test_strict_0123456789abcdef"
 QUIET_SECRET = "sk_test_quiet_0123456789abcdef"
@@ -96,6 +98,17 @@ key_sha256 = "{hashed_sha}"
 name = "browser"
 kind = "publishable"
 key = "{acme_publishable}"
+
+[[api_keys]]
+name = "segment"
+kind = "write"
+key = "{acme_write}"
+
+[[api_keys]]
+name = "segment-slow"
+kind = "write"
+key = "{acme_write_slow}"
+rate_limit = "2/m"
 
 [[fields.contact]]
 key = "plan"
@@ -300,6 +313,8 @@ def write_config(folder: Path, redis_url: str, port: int) -> Path:
     values = {
         "acme_secret": ACME_SECRET,
         "acme_publishable": ACME_PUBLISHABLE,
+        "acme_write": ACME_WRITE,
+        "acme_write_slow": ACME_WRITE_SLOW,
         "other_secret": OTHER_SECRET,
         "strict_secret": STRICT_SECRET,
         "quiet_secret": QUIET_SECRET,

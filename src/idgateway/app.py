@@ -35,6 +35,7 @@ from idgateway.api.health import healthz, readyz
 from idgateway.api.profiles import profiles_router
 from idgateway.api.records import records_router
 from idgateway.api.sdk import sdk_script
+from idgateway.api.segment import ingest_router, segment_router
 from idgateway.api.sessions import sessions_router
 from idgateway.config import load_config
 from idgateway.delivery._collector import DeliveryCollector
@@ -203,6 +204,8 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             compat_router,
             deliveries_router,
             profiles_router,
+            segment_router,
+            ingest_router,
             sdk_script,
             MetricsController,
             swagger_asset,

@@ -182,7 +182,92 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     return out
 
 
+class SmoochErrorDetail(msgspec.Struct, omit_defaults=True):
+    code: str
+    description: str
+    errors: list[ViolationDoc] | None = None
+
+
+class SmoochError(msgspec.Struct):
+    """Smooch's own error shape (SPEC §5.5), with each violation in ``errors``."""
+
+    error: SmoochErrorDetail
+
+
+class SegmentError(msgspec.Struct):
+    """Segment's error shape (SPEC §5.8): the libraries read ``code`` and ``message``."""
+
+    code: str
+    message: str
+
+
+_SMOOCH_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "identity_conflict",
+    413: "payload_too_large",
+    422: "validation_failed",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+
+
+def smooch_errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error responses of a Smooch dialect operation: the statuses of :func:`problems`
+    in Smooch's shape (``application/json``)."""
+    out: dict[int, ResponseSpec] = {}
+    for status in sorted({*ALWAYS, *statuses}):
+        description, example = _EXAMPLES[status]
+        body = {"error": {"code": _SMOOCH_CODES[status], "description": example["detail"]}}
+        out[status] = ResponseSpec(
+            data_container=SmoochError,
+            description=description,
+            generate_examples=False,
+            examples=[Example(summary=description.split(";")[0], value=body)],
+        )
+    return out
+
+
+_SEGMENT_ERRORS: dict[int, tuple[str, dict[str, str]]] = {
+    400: (
+        "Not JSON, not gzip, or over a limit (32 KiB per event, 500 KiB per request after "
+        "decompression); not retried by the libraries",
+        {"code": "invalid_json", "message": "the body is not JSON of the shape {batch: [...]}"},
+    ),
+    401: ("A missing or unknown write key", {"code": "unauthorized", "message": "unknown key"}),
+    403: (
+        "A key that is not a write key",
+        {"code": "forbidden", "message": "the Segment-compatible source takes write keys only"},
+    ),
+    429: (
+        "Over the write key's rate; Retry-After says when to come back",
+        {"code": "rate_limited", "message": "over the key rate limit; retry in 1 s"},
+    ),
+    503: (
+        "The data store does not answer; Retry-After says when to come back",
+        {"code": "unavailable", "message": "the data store does not answer; try again"},
+    ),
+}
+
+
+def segment_errors() -> dict[int, ResponseSpec]:
+    """The error responses of the Segment-compatible source, in Segment's shape."""
+    return {
+        status: ResponseSpec(
+            data_container=SegmentError,
+            description=description,
+            generate_examples=False,
+            examples=[Example(summary=description.split(";")[0], value=example)],
+        )
+        for status, (description, example) in _SEGMENT_ERRORS.items()
+    }
+
+
 SECRET: list[dict[str, list[str]]] = [{"secretKey": []}]
+# The Smooch dialect: Smooch's own credentials, or the gateway's secret key.
+SMOOCH: list[dict[str, list[str]]] = [{"smoochKeyId": []}, {"smoochJwt": []}, {"secretKey": []}]
 BROWSER: list[dict[str, list[str]]] = [{"publishableKey": []}, {"secretKey": []}]
 WRITE: list[dict[str, list[str]]] = [{"writeKey": []}]
 
@@ -204,6 +289,19 @@ SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
         name="api_token",
         security_scheme_in="query",
         description="The tenant's `compat.groove_api_token`, as Groove sends it.",
+    ),
+    "smoochKeyId": SecurityScheme(
+        type="http",
+        scheme="basic",
+        description="Smooch's key id and secret: an API key's `name` as the Basic user name, "
+        "the key as the password (Smooch dialect).",
+    ),
+    "smoochJwt": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        bearer_format="JWT",
+        description="A JWT as Smooch's SDKs sign it: HS256, header `kid` = an API key's "
+        "`name`, signed with that key, claim `scope` = `app` (Smooch dialect).",
     ),
     "writeKey": SecurityScheme(
         type="http",

@@ -1,7 +1,8 @@
 """Redis: the one package that knows keys, hash fields and the function library.
 
 - :class:`Store` bundles the repositories of one Redis: :class:`RecordRepository` (contacts,
-  companies, sessions), :class:`RateLimits`, :class:`ProfileCache`, :class:`DeliveryQueues`.
+  companies, sessions), :class:`RateLimits`, :class:`ProfileCache`, :class:`DeliveryQueues`,
+  :class:`Ingestion` (the Segment-compatible source's events and rejections).
 - :mod:`idgateway.store._keys` is the key map; :mod:`idgateway.store._wire` declares every
   function's request and reply; ``lua/`` holds the functions.
 - :class:`EmbeddedValkey` runs the embedded server (``redis.url`` empty), supervised.
@@ -41,6 +42,7 @@ from idgateway.store._embedded import (
     embedded_status,
     socket_path,
 )
+from idgateway.store._ingest import EventWrite, Ingestion, Rejection
 from idgateway.store._keys import BUCKETS, GLOBAL, TenantKeys, bucket
 from idgateway.store._profiles import CachedProfile, ProfileCache
 from idgateway.store._records import (
@@ -54,7 +56,7 @@ from idgateway.store._records import (
     session_of,
 )
 from idgateway.store._store import Store
-from idgateway.store._wire import DeliveryOutcome
+from idgateway.store._wire import DeliveryOutcome, IngestOutcome
 
 __all__ = [
     "BUCKETS",
@@ -69,6 +71,9 @@ __all__ = [
     "DeliveryQueues",
     "EmbeddedStartFailed",
     "EmbeddedValkey",
+    "EventWrite",
+    "IngestOutcome",
+    "Ingestion",
     "Job",
     "JobResult",
     "JobState",
@@ -78,6 +83,7 @@ __all__ = [
     "RateLimits",
     "RecordRepository",
     "RecordResult",
+    "Rejection",
     "ReplicaTimeout",
     "ServerKindMismatch",
     "SessionRef",

@@ -57,6 +57,11 @@ key                        type    holds
                                    returnMessage)
 ``…:rl:<scope>:<name>``    string  a rate limit's theoretical arrival time (µs, GCRA):
                                    ``k:<key name>``, ``s:<session id>``, ``a:<address>``
+``…:m:<message id>``       string  a Segment ``messageId`` seen (``1``, expires after 24 h):
+                                   the event is skipped when sent again
+``…:rej``                  stream  ingestion rejections (SPEC §5.8): ``p`` the reason (JSON,
+                                   a wire ``Problem``), ``e`` the event as received; trimmed
+                                   to 7 days and about 10,000 entries
 =========================  ======  ==========================================================
 """
 
@@ -124,3 +129,7 @@ class TenantKeys:
     @property
     def merged(self) -> str:
         return f"{self.prefix}merged"
+
+    @property
+    def rejections(self) -> str:
+        return f"{self.prefix}rej"

@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError
 
 from idgateway.errors import Unavailable
 from idgateway.store._connection import ReplicaTimeout, call_and_wait
-from idgateway.store._wire import DeliveryOutcome
+from idgateway.store._wire import DeliveryOutcome, IngestOutcome
 
 if TYPE_CHECKING:
     from idgateway.store._connection import Client
@@ -45,17 +45,20 @@ FUNCTIONS: dict[str, bool] = {
     "deliver_complete": False,
     "deliver_replay": False,
     "deliver_trim": False,
+    "ingest": False,
 }
 # The writes an API call answers 2xx for: with redis.wait_replicas they wait for a replica.
-WAITED = frozenset({"upsert", "calls", "erase", "merge"})
+WAITED = frozenset({"upsert", "calls", "erase", "merge", "ingest"})
 R = TypeVar("R")
 _encode = msgspec.json.Encoder().encode
 
 
 def _outcome_table() -> str:
-    """The delivery outcomes as Lua sees them: one table, generated from the Python enum."""
+    """The delivery and ingestion outcomes as Lua sees them: tables generated from the Python
+    enums."""
     members = ", ".join(f"{o.name} = '{o.value}'" for o in DeliveryOutcome)
-    return f"local OUTCOME = {{{members}}}\n"
+    ingest = ", ".join(f"{o.name} = '{o.value}'" for o in IngestOutcome)
+    return f"local OUTCOME = {{{members}}}\nlocal INGEST = {{{ingest}}}\n"
 
 
 @cache

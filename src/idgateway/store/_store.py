@@ -8,6 +8,7 @@ import structlog
 
 from idgateway.store._connection import connect, warm_up
 from idgateway.store._deliveries import DeliveryQueues
+from idgateway.store._ingest import Ingestion
 from idgateway.store._library import Library
 from idgateway.store._profiles import ProfileCache
 from idgateway.store._records import RateLimits, RecordRepository
@@ -24,8 +25,8 @@ READER_SOCKET_TIMEOUT = 6.0
 
 class Store:
     """The repositories of one Redis (or Redis Cluster): records and sessions, rate limits,
-    the profile cache, delivery queues. Create it inside the running event loop (an app's
-    lifespan, a worker's main) with :meth:`open`."""
+    the profile cache, delivery queues, ingested events. Create it inside the running event
+    loop (an app's lifespan, a worker's main) with :meth:`open`."""
 
     def __init__(
         self, client: Client, reader: Client | None = None, *, wait_replicas: int = 0
@@ -41,6 +42,7 @@ class Store:
         self.limits = RateLimits(self.library)
         self.profiles = ProfileCache(client, self.library)
         self.deliveries = DeliveryQueues(client, reader or client, self.library)
+        self.ingestion = Ingestion(client, self.library)
 
     @classmethod
     async def open(
