@@ -1,5 +1,5 @@
-"""Segment ``/v1/batch`` ingestion beside identify (SPEC §11), standalone until ``make bench``
-has a place for it: ``python benchmarks/segment_events.py``.
+"""Segment ``/v1/batch`` ingestion beside identify (SPEC §11): ``make bench`` runs it (scenario
+``segment``, on the run's Redis); alone: ``python benchmarks/segment_events.py``.
 
 Starts an embedded Valkey (or uses ``REDIS_URL``), the gateway as ``idgateway serve
 --no-worker`` (one API process) and ``benchmarks/loadgen.py``, then measures, in interleaved

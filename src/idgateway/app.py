@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from litestar import Litestar, Response, get
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -24,6 +24,7 @@ from prometheus_client import (
 from idgateway.api._authn import authentication
 from idgateway.api._cors import session_cors
 from idgateway.api._deps import DEPENDENCIES, Gateway, Runtime
+from idgateway.api._hot import hot_writes
 from idgateway.api._limits import spend_before
 from idgateway.api._middleware import request_context
 from idgateway.api._openapi import openapi_config, swagger_asset
@@ -194,7 +195,6 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             await store.close()
 
     _register_collector(settings, redis_url)
-    prometheus = PrometheusConfig(app_name="idgateway", prefix="idgw", group_path=True)
     app = Litestar(
         route_handlers=[
             healthz,
@@ -212,7 +212,6 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
         ],
         dependencies=DEPENDENCIES,
         before_request=spend_before,
-        middleware=[prometheus.middleware],
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
         request_max_body_size=settings.gateway.server.max_body_bytes,
@@ -230,15 +229,22 @@ def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
     """The app wrapped in plain ASGI middleware: request context, session CORS, API keys.
     Litestar runs its own middleware per route handler, so only a wrapper sees 404/405 answers
     (request id, log line) and error answers of the session endpoints (CORS headers)."""
-    origins = frozenset(o for t in settings.tenants.values() for o in t.allowed_origins)
     run_worker = os.environ.get("IDGW_NO_WORKER") != "1"
-    app = create_app(settings, redis_url, run_worker=run_worker)
+    return wrap(create_app(settings, redis_url, run_worker=run_worker))
+
+
+def wrap(app: Litestar) -> ASGIApp:
+    """:func:`create_app`'s app in the gateway's own ASGI middleware (see :func:`asgi_app`)."""
+    settings: Settings = app.state.gateway.settings
+    origins = frozenset(o for t in settings.tenants.values() for o in t.allowed_origins)
 
     def store_of() -> Store | None:
         store: Store | None = app.state.store
         return store
 
-    authenticated = authentication(cast("ASGIApp", app), app.state.gateway, store_of)
+    gateway = app.state.gateway
+    lean = hot_writes(cast("ASGIApp", app), gateway, store_of)
+    authenticated = authentication(lean, gateway, store_of)
     return request_context(session_cors(authenticated, origins))
 
 

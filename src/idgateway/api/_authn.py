@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import structlog
-
 from idgateway.api._cors import is_session_path
 from idgateway.api._limits import spend_unknown_key
 from idgateway.api._problems import SEGMENT_PATHS, SMOOCH_PATHS, error_parts
 from idgateway.errors import Forbidden, GatewayError, Malformed, RateLimited, Unauthorized
+from idgateway.logging import bind_request
 from idgateway.metrics import count_refusal
 from idgateway.store import UNAVAILABLE
 
@@ -107,7 +106,7 @@ def authentication(app: ASGIApp, gateway: Gateway, store_of: Callable[[], Store 
                     allow_publishable=sessions,
                 )
             if principal is not None:
-                structlog.contextvars.bind_contextvars(tenant=principal.tenant_id)
+                bind_request(tenant=principal.tenant_id)
             origin = headers.get(b"origin")
             if sessions and principal and principal.kind == "publishable" and origin is not None:
                 allowed = gateway.tenant(principal.tenant_id).config.allowed_origins

@@ -18,6 +18,7 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Example, Reference, SecurityScheme
+from litestar.params import FromPath
 
 from idgateway import __version__
 
@@ -320,7 +321,7 @@ _ASSETS = {
 
 
 @get("/schema/assets/{name:str}", include_in_schema=False, cache=86400)
-async def swagger_asset(name: str) -> Response[bytes]:
+async def swagger_asset(name: FromPath[str]) -> Response[bytes]:
     """Swagger UI's own files, served by the gateway: the docs page loads nothing else."""
     if name not in _ASSETS:
         raise NotFoundException()

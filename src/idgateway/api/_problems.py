@@ -178,18 +178,26 @@ def translate(exc: Exception) -> GatewayError:
     return GatewayError("an internal error occurred; it has been logged")
 
 
-def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def account(exc: Exception, path: str) -> GatewayError:
+    """The gateway error ``exc`` stands for, counted (refusals) and logged (an unexpected error
+    with its stack trace, an expected failure of a dependency without): what every error
+    answer of the API goes through, on Litestar's routes and on the lean path alike."""
     err = translate(exc)
     count_refusal(err)
     expected = (GatewayError, HTTPException, UnicodeDecodeError, RecursionError, *UNAVAILABLE)
     if not isinstance(exc, expected) and not _from_redis_client(exc):
-        log.error("unhandled error", path=request.url.path, exc_info=exc)
+        log.error("unhandled error", path=path, exc_info=exc)
     elif err.status >= 500:  # an expected failure (a webhook, Redis): no stack trace
         log.warning(
             "request failed",
-            path=request.url.path,
+            path=path,
             status=err.status,
             detail=err.detail,
             error=None if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}",
         )
-    return problem_response(err, request.url.path)
+    return err
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    path = request.url.path
+    return problem_response(account(exc, path), path)

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.openapi import ResponseSpec
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, Parameter
 from litestar.router import Router
 
 from idgateway import service
-from idgateway.api._deps import gateway
+from idgateway.api._deps import LimitsDep, StoreDep, TenantDep, gateway
 from idgateway.api._limits import IN_WRITE, client_address, spend_unknown_key
 from idgateway.api._openapi import SECRET, SMOOCH, problems, smooch_errors
 from idgateway.api.records import IdentifyResponse
@@ -23,8 +23,6 @@ from idgateway.dialects.smooch import SmoochAppUserResponse, SmoochAppUserUpdate
 from idgateway.errors import Forbidden, Unauthorized, ValidationFailed
 from idgateway.fields import Violation
 from idgateway.model import GROOVE_RESERVED, InvalidValue, flatten_record, normalize_email
-from idgateway.store import RateLimit, Store
-from idgateway.tenancy import Tenant
 
 
 @post(
@@ -39,7 +37,7 @@ from idgateway.tenancy import Tenant
     },
 )
 async def gist_identify(
-    tenant: Tenant, store: Store, limits: list[RateLimit], data: Annotated[GistIdentify, Body()]
+    tenant: TenantDep, store: StoreDep, limits: LimitsDep, data: Annotated[GistIdentify, Body()]
 ) -> Response[IdentifyResponse]:
     call = translate_gist(data, tenant.contacts)
     return IdentifyResponse.of(await service.identify(store, tenant, call, limits))
@@ -63,11 +61,11 @@ _GET_ERRORS = smooch_errors(404)
     responses=_PUT_ERRORS,
 )
 async def smooch_put(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
-    app_id: str,
-    user_id: str,
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    app_id: FromPath[str],
+    user_id: FromPath[str],
     data: Annotated[SmoochAppUserUpdate, Body()],
 ) -> SmoochAppUserResponse:
     """``user_id`` is the app's ``userId`` or the contact's ``_id``."""
@@ -76,7 +74,7 @@ async def smooch_put(
 
 @get(_APPUSER, summary="Smooch Get App User", security=SMOOCH, responses=_GET_ERRORS)
 async def smooch_get(
-    tenant: Tenant, store: Store, app_id: str, user_id: str
+    tenant: TenantDep, store: StoreDep, app_id: FromPath[str], user_id: FromPath[str]
 ) -> SmoochAppUserResponse:
     return app_user(await service.smooch_app_user(store, tenant, app_id, user_id))
 
@@ -90,7 +88,11 @@ async def smooch_get(
     responses=_GET_ERRORS,
 )
 async def smooch_delete(
-    tenant: Tenant, store: Store, limits: list[RateLimit], app_id: str, user_id: str
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    app_id: FromPath[str],
+    user_id: FromPath[str],
 ) -> dict[str, Any]:
     """Erases the contact, as ``DELETE /v1/contacts/{id}``."""
     await service.smooch_delete(store, tenant, app_id, user_id, limits)
@@ -106,10 +108,10 @@ async def smooch_delete(
     responses=_PUT_ERRORS,
 )
 async def smooch_put_of_key(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
-    user_id: str,
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    user_id: FromPath[str],
     data: Annotated[SmoochAppUserUpdate, Body()],
 ) -> SmoochAppUserResponse:
     return app_user(await service.smooch_update(store, tenant, None, user_id, data, limits))
@@ -121,7 +123,9 @@ async def smooch_put_of_key(
     security=SMOOCH,
     responses=_GET_ERRORS,
 )
-async def smooch_get_of_key(tenant: Tenant, store: Store, user_id: str) -> SmoochAppUserResponse:
+async def smooch_get_of_key(
+    tenant: TenantDep, store: StoreDep, user_id: FromPath[str]
+) -> SmoochAppUserResponse:
     return app_user(await service.smooch_app_user(store, tenant, None, user_id))
 
 
@@ -134,7 +138,7 @@ async def smooch_get_of_key(tenant: Tenant, store: Store, user_id: str) -> Smooc
     responses=_GET_ERRORS,
 )
 async def smooch_delete_of_key(
-    tenant: Tenant, store: Store, limits: list[RateLimit], user_id: str
+    tenant: TenantDep, store: StoreDep, limits: LimitsDep, user_id: FromPath[str]
 ) -> dict[str, Any]:
     await service.smooch_delete(store, tenant, None, user_id, limits)
     return {}
@@ -156,7 +160,7 @@ def _token_digest(token: str) -> bytes:
 )
 async def groove_custom_profile(
     request: Request[Any, Any, Any],
-    store: Store,
+    store: StoreDep,
     email: Annotated[str | None, Parameter(description="the customer's email")] = None,
     api_token: Annotated[
         str | None, Parameter(description="the tenant's compat.groove_api_token")

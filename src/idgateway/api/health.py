@@ -6,9 +6,10 @@ import os
 
 from litestar import get
 
+from idgateway.api._deps import StoreDep
 from idgateway.api._openapi import problems
 from idgateway.errors import Unavailable
-from idgateway.store import UNAVAILABLE, Store, embedded_status
+from idgateway.store import UNAVAILABLE, embedded_status
 
 
 @get(
@@ -34,7 +35,7 @@ async def healthz() -> dict[str, str]:
     tags=["operations"],
     responses={503: problems(503)[503]},
 )
-async def readyz(store: Store) -> dict[str, str]:
+async def readyz(store: StoreDep) -> dict[str, str]:
     if store.refusal is not None:
         raise Unavailable(store.refusal)
     try:

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.router import Router
 
+from idgateway.api._deps import ProfilesDep, TenantDep
 from idgateway.api._openapi import SECRET, problems
-from idgateway.profiles import ProfileService, RenderedProfile
-from idgateway.tenancy import Tenant
+from idgateway.profiles import RenderedProfile
 
 
 class PreviewRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,10 +35,10 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
 )
 async def contact_profile(
     request: Request[Any, Any, Any],
-    tenant: Tenant,
-    profiles: ProfileService,
-    contact_id: str,
-    refresh: bool = False,
+    tenant: TenantDep,
+    profiles: ProfilesDep,
+    contact_id: FromPath[str],
+    refresh: FromQuery[bool] = False,
 ) -> Response[Any]:
     rendered = await profiles.render(tenant, contact_id, refresh=refresh)
     if _wants_json(request):
@@ -53,7 +53,7 @@ async def contact_profile(
     responses=problems(404),
 )
 async def contact_message(
-    tenant: Tenant, profiles: ProfileService, contact_id: str
+    tenant: TenantDep, profiles: ProfilesDep, contact_id: FromPath[str]
 ) -> dict[str, str]:
     await profiles.new_message(tenant, contact_id)
     return {"status": "accepted"}
@@ -66,7 +66,7 @@ async def contact_message(
     responses=problems(404, 413, 422, 502),
 )
 async def profile_preview(
-    tenant: Tenant, profiles: ProfileService, data: Annotated[PreviewRequest, Body()]
+    tenant: TenantDep, profiles: ProfilesDep, data: Annotated[PreviewRequest, Body()]
 ) -> RenderedProfile:
     return await profiles.preview(tenant, data.email, data.template)
 

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, Parameter
 from litestar.router import Router
 
 from idgateway import service
+from idgateway.api._deps import LimitsDep, StoreDep, TenantDep
 from idgateway.api._limits import IN_WRITE
 from idgateway.api._openapi import SECRET, problems
 from idgateway.dialects.unified import (
@@ -20,8 +21,6 @@ from idgateway.dialects.unified import (
     translate_identify,
 )
 from idgateway.model import Company, Contact
-from idgateway.store import RateLimit, Store
-from idgateway.tenancy import Tenant
 
 if TYPE_CHECKING:
     from idgateway.service import Outcome
@@ -59,9 +58,9 @@ class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
     },
 )
 async def identify(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
     data: Annotated[IdentifyRequest, Body()],
 ) -> Response[IdentifyResponse]:
     call = translate_identify(data, tenant.contacts, tenant.companies)
@@ -76,9 +75,9 @@ async def identify(
     responses=problems(404, 409, 413, 422),
 )
 async def group(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
     data: Annotated[GroupRequest, Body()],
 ) -> Response[IdentifyResponse]:
     call = translate_group(data, tenant.contacts, tenant.companies)
@@ -86,7 +85,7 @@ async def group(
 
 
 @get("/contacts/{contact_id:str}", summary="Get a contact", responses=problems(404))
-async def get_contact(tenant: Tenant, store: Store, contact_id: str) -> Contact:
+async def get_contact(tenant: TenantDep, store: StoreDep, contact_id: FromPath[str]) -> Contact:
     return await service.get_contact(store, tenant, contact_id)
 
 
@@ -97,8 +96,8 @@ async def get_contact(tenant: Tenant, store: Store, contact_id: str) -> Contact:
 )
 async def find_contact(
     request: Request[Any, Any, Any],
-    tenant: Tenant,
-    store: Store,
+    tenant: TenantDep,
+    store: StoreDep,
     email: Annotated[str | None, Parameter(description="primary or secondary email")] = None,
     user_id: Annotated[str | None, Parameter(description="external id")] = None,
     phone: Annotated[str | None, Parameter(description="E.164 or national number")] = None,
@@ -114,7 +113,7 @@ async def find_contact(
     responses=problems(404),
 )
 async def delete_contact(
-    tenant: Tenant, store: Store, limits: list[RateLimit], contact_id: str
+    tenant: TenantDep, store: StoreDep, limits: LimitsDep, contact_id: FromPath[str]
 ) -> None:
     await service.erase_contact(store, tenant, contact_id, limits)
 
@@ -127,16 +126,16 @@ async def delete_contact(
     responses=problems(404, 413, 422),
 )
 async def merge_contacts(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
     data: Annotated[MergeRequest, Body()],
 ) -> Contact:
     return await service.merge_contacts(store, tenant, data.into, data.from_, limits)
 
 
 @get("/companies/{company_id:str}", summary="Get a company", responses=problems(404))
-async def get_company(tenant: Tenant, store: Store, company_id: str) -> Company:
+async def get_company(tenant: TenantDep, store: StoreDep, company_id: FromPath[str]) -> Company:
     return await service.get_company(store, tenant, company_id)
 
 
@@ -147,8 +146,8 @@ async def get_company(tenant: Tenant, store: Store, company_id: str) -> Company:
 )
 async def find_company(
     request: Request[Any, Any, Any],
-    tenant: Tenant,
-    store: Store,
+    tenant: TenantDep,
+    store: StoreDep,
     domain: Annotated[str | None, Parameter(description="primary or secondary domain")] = None,
 ) -> Company:
     return await service.find_company(store, tenant, dict(request.query_params.items()))

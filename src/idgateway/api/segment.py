@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import Parameter
+from litestar.params import FromQuery, Parameter
 from litestar.router import Router
 
 from idgateway import service
-from idgateway.api._deps import gateway
+from idgateway.api._deps import StoreDep, TenantDep, gateway
 from idgateway.api._limits import IN_WRITE, client_address, limits_for, spend_unknown_key
 from idgateway.api._openapi import SECRET, WRITE, problems, segment_errors
 from idgateway.dialects.segment import MAX_REQUEST_BYTES, decode_request
 from idgateway.errors import Malformed, Unauthorized
-from idgateway.store import Store
-from idgateway.tenancy import Tenant
+
+if TYPE_CHECKING:
+    from idgateway.store import Store
 
 # The body as sent may be gzip: a little over the decompressed limit covers gzip's framing of
 # an incompressible body; the exact limit applies after decompression.
@@ -101,39 +102,39 @@ _ROUTE: dict[str, Any] = {
 
 
 @post(["/v1/batch", "/v1/import"], summary="Segment batch (and import)", **_ROUTE)
-async def batch(request: Request[Any, Any, Any], store: Store) -> Accepted:
+async def batch(request: Request[Any, Any, Any], store: StoreDep) -> Accepted:
     """``{"batch": [event, ...], "sentAt", "writeKey"?}``, optionally gzip-encoded. Each event
     is applied on its own; one that fails is kept in ``GET /v1/ingest/rejections``."""
     return await _accept(request, store, None)
 
 
 @post("/v1/identify", summary="Segment identify", **_ROUTE)
-async def identify(request: Request[Any, Any, Any], store: Store) -> Accepted:
+async def identify(request: Request[Any, Any, Any], store: StoreDep) -> Accepted:
     return await _accept(request, store, "identify")
 
 
 @post("/v1/group", summary="Segment group", **_ROUTE)
-async def group(request: Request[Any, Any, Any], store: Store) -> Accepted:
+async def group(request: Request[Any, Any, Any], store: StoreDep) -> Accepted:
     return await _accept(request, store, "group")
 
 
 @post("/v1/alias", summary="Segment alias", **_ROUTE)
-async def alias(request: Request[Any, Any, Any], store: Store) -> Accepted:
+async def alias(request: Request[Any, Any, Any], store: StoreDep) -> Accepted:
     return await _accept(request, store, "alias")
 
 
 @post("/v1/track", summary="Segment track (counted)", **_ROUTE)
-async def track(request: Request[Any, Any, Any], store: Store) -> Accepted:
+async def track(request: Request[Any, Any, Any], store: StoreDep) -> Accepted:
     return await _accept(request, store, "track")
 
 
 @post("/v1/page", summary="Segment page (counted)", **_ROUTE)
-async def page(request: Request[Any, Any, Any], store: Store) -> Accepted:
+async def page(request: Request[Any, Any, Any], store: StoreDep) -> Accepted:
     return await _accept(request, store, "page")
 
 
 @post("/v1/screen", summary="Segment screen (counted)", **_ROUTE)
-async def screen(request: Request[Any, Any, Any], store: Store) -> Accepted:
+async def screen(request: Request[Any, Any, Any], store: StoreDep) -> Accepted:
     return await _accept(request, store, "screen")
 
 
@@ -152,9 +153,9 @@ segment_router = Router(
     responses=problems(),
 )
 async def rejections(
-    tenant: Tenant,
-    store: Store,
-    cursor: str | None = None,
+    tenant: TenantDep,
+    store: StoreDep,
+    cursor: FromQuery[str | None] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
 ) -> service.RejectionPage:
     """Events of the Segment-compatible source that failed validation or resolution, each with

@@ -6,16 +6,15 @@ from typing import Annotated
 
 import msgspec
 from litestar import Response, delete, get, post
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.router import Router
 
 from idgateway import service
+from idgateway.api._deps import LimitsDep, PublishableDep, StoreDep, TenantDep
 from idgateway.api._limits import IN_WRITE
 from idgateway.api._openapi import BROWSER, problems
 from idgateway.dialects.groove import CallsRequest
 from idgateway.model import Company, Contact, Session
-from idgateway.store import RateLimit, Store
-from idgateway.tenancy import Tenant
 
 
 class CallsResponse(msgspec.Struct):
@@ -26,7 +25,7 @@ class CallsResponse(msgspec.Struct):
 
 
 @post("/", status_code=201, opt=IN_WRITE, summary="Mint a browser session", responses=problems())
-async def mint_session(tenant: Tenant, store: Store, limits: list[RateLimit]) -> Session:
+async def mint_session(tenant: TenantDep, store: StoreDep, limits: LimitsDep) -> Session:
     return await service.mint_session(store, tenant, limits)
 
 
@@ -38,11 +37,11 @@ async def mint_session(tenant: Tenant, store: Store, limits: list[RateLimit]) ->
     responses=problems(404, 409, 413, 422),
 )
 async def session_calls(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
-    publishable: bool,
-    session_id: str,
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    publishable: PublishableDep,
+    session_id: FromPath[str],
     data: Annotated[CallsRequest, Body()],
 ) -> CallsResponse:
     result, discarded = await service.session_calls(
@@ -52,7 +51,9 @@ async def session_calls(
 
 
 @get("/{session_id:str}", summary="A browser session", responses=problems(404))
-async def get_session(tenant: Tenant, store: Store, publishable: bool, session_id: str) -> Session:
+async def get_session(
+    tenant: TenantDep, store: StoreDep, publishable: PublishableDep, session_id: FromPath[str]
+) -> Session:
     return await service.get_session(store, tenant, session_id, publishable=publishable)
 
 
@@ -64,7 +65,11 @@ async def get_session(tenant: Tenant, store: Store, publishable: bool, session_i
     responses=problems(404),
 )
 async def logout(
-    tenant: Tenant, store: Store, limits: list[RateLimit], publishable: bool, session_id: str
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    publishable: PublishableDep,
+    session_id: FromPath[str],
 ) -> Response[None]:
     await service.logout(store, tenant, session_id, publishable=publishable, limits=limits)
     return Response(None, status_code=204)
