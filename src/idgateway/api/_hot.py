@@ -9,8 +9,8 @@ and answers everything this path does not take).
 
 What it does not take goes to Litestar unchanged, the body replayed: a body that is not the
 documented JSON (so malformed requests get exactly Litestar's 400), anything but a secret
-key, a store not connected or refused (``store/_store.py``). ``tests/integration/test_hot_path.py`` proves both paths
-answer the same bytes.
+key, a store not connected or refused (``store/_store.py``).
+``tests/integration/test_hot_path.py`` proves both paths answer the same bytes.
 """
 
 from __future__ import annotations
