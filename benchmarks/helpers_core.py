@@ -7,7 +7,7 @@ benchmarks/helpers_core.py HELPER [--src DIR]``; the first dump's ``summary`` di
 
 Helpers: ``phone`` (``normalize_phone`` of a new +1 number each call), ``ulid`` (``new_ulid``),
 ``epoch`` (``format_epoch_ms`` of a new millisecond each call), ``junk`` (``is_junk``),
-``contact`` (``contact_from_hash`` of a typical stored contact), ``changed``
+``contact`` (``store._codec.contact_of`` of a typical stored contact), ``changed``
 (``changed_names`` of ten fields).
 """
 

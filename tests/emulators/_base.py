@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.emulators._openapi import spec
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -63,6 +65,9 @@ class VendorModel:
     """One vendor: its contract check and its answers. Subclasses keep the vendor's state."""
 
     kind = "vendor"
+    #: OpenAPI documents (in ``contracts/``) the model validates against: loaded when the
+    #: emulator starts, since a first load takes longer than a test's delivery timeout.
+    documents: tuple[str, ...] = ()
 
     def rejections(self, request: Recorded) -> list[Rejection]:
         """Every way ``request`` breaks the vendor's contract (auth included)."""
@@ -132,6 +137,19 @@ class VendorEmulator:
         with self._lock:
             raise AssertionError(f"{self.kind}: {len(self.requests)} of {count} requests arrived")
 
+    def wait_for_one(self, method: str, path_prefix: str, timeout: float = 15.0) -> Recorded:
+        """Wait for the first request with this method and path prefix; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for request in self.requests:
+                    if request.method == method and request.path.startswith(path_prefix):
+                        return request
+            time.sleep(0.02)
+        with self._lock:
+            seen = [f"{r.method} {r.path}" for r in self.requests]
+        raise AssertionError(f"{self.kind}: no {method} {path_prefix}* among {seen}")
+
     @property
     def url(self) -> str:
         assert self._server is not None
@@ -160,6 +178,8 @@ class VendorEmulator:
             return self.model.answer(request)
 
     def start(self) -> VendorEmulator:
+        for name in self.model.documents:
+            spec(name)
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):

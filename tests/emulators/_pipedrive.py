@@ -31,6 +31,7 @@ def _digits(value: str) -> str:
 
 class Pipedrive(VendorModel):
     kind = "pipedrive"
+    documents = ("pipedrive-v1-persons.openapi.yaml", "pipedrive-v2-persons.openapi.yaml")
 
     def __init__(self, token: str) -> None:
         self.token = token

@@ -81,6 +81,7 @@ class Smooch(VendorModel):
     """Smooch v1.1 appUsers of one app."""
 
     kind = "smooch"
+    documents = ("smooch-v1.1.openapi.yaml",)
 
     def __init__(self, app_id: str, key_id: str, secret: str) -> None:
         self.app_id, self.key_id, self.secret = app_id, key_id, secret
@@ -164,6 +165,7 @@ class Sunshine(VendorModel):
     """Sunshine Conversations v2 users of one app."""
 
     kind = "sunshine"
+    documents = ("sunshine-conversations-v2.openapi.yaml",)
     METADATA_BYTES = 4096
 
     def __init__(self, app_id: str, key_id: str, secret: str) -> None:
