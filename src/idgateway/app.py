@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 from litestar import Litestar, Response, get
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.routes import HTTPRoute
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -24,7 +25,7 @@ from idgateway.api._authn import authentication
 from idgateway.api._cors import session_cors
 from idgateway.api._deps import DEPENDENCIES, Gateway, Runtime
 from idgateway.api._limits import spend_before
-from idgateway.api._middleware import request_context
+from idgateway.api._middleware import allow_header, request_context
 from idgateway.api._problems import handle_exception
 from idgateway.api.auth import KeyRing
 from idgateway.api.compat import compat_router
@@ -170,7 +171,13 @@ def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
         store: Store | None = app.state.store
         return store
 
-    authenticated = authentication(cast("ASGIApp", app), app.state.gateway, store_of)
+    methods = {
+        route.path_format: ", ".join(sorted(route.methods))
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+    }
+    routed = allow_header(cast("ASGIApp", app), methods)
+    authenticated = authentication(routed, app.state.gateway, store_of)
     return request_context(session_cors(authenticated, origins))
 
 

@@ -392,7 +392,7 @@ def test_html_is_the_default_and_json_has_every_documented_member(env: ProfileEn
     body = profile_json(api, contact["id"])
 
     assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert element(page.text, "motto") == "plain words"
     assert set(body) == {"headline", "html", "data", "warnings", "fetched_at", "stale"}
     assert body["headline"] == HEADLINE
@@ -729,7 +729,7 @@ def test_a_loop_over_the_cap_renders_an_error_box_with_a_warning(env: ProfileEnv
     body = profile_json(api, contact["id"])
 
     assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "<li>100000</li>" not in page.text
     assert "idgw-profile-error" in page.text
     assert body["html"] == page.text

@@ -16,6 +16,7 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from idgateway.api._middleware import CLIENT_GONE
 from idgateway.errors import (
     GatewayError,
     Malformed,
@@ -110,6 +111,15 @@ def translate(exc: Exception) -> GatewayError:
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if request.scope.get(CLIENT_GONE):
+        # The client hung up mid-body (fewer bytes than its Content-Length): nobody reads
+        # this answer, and nothing went wrong here. The access log shows it as a 400.
+        return problem_response(
+            Malformed(
+                "the request body ended before its declared length (the client hung up)",
+                reason="client_disconnected",
+            )
+        )
     err = translate(exc)
     count_refusal(err)
     expected = (GatewayError, HTTPException, UnicodeDecodeError, RecursionError, *UNAVAILABLE)
