@@ -15,21 +15,28 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = "config/gateway.toml"
 
 
-def _load(path: str) -> Settings | None:
+def _load(path: str, *, check: bool = False) -> Settings | None:
+    """The configuration, or None after printing its errors. ``check`` (``config check``):
+    also resolve outbound host names; warnings are then the caller's to print."""
     from idgateway.config import load_config
     from idgateway.settings import ConfigError
 
     try:
-        return load_config(path)
+        settings = load_config(path, resolve_hosts=check)
     except ConfigError as exc:
-        print(f"config: {len(exc.issues)} error(s)", file=sys.stderr)
+        errors = sum(issue.severity == "error" for issue in exc.issues)
+        print(f"config: {errors} error(s)", file=sys.stderr)
         for issue in exc.issues:
             print(f"  {issue}", file=sys.stderr)
         return None
+    if not check:
+        for issue in settings.warnings:
+            print(f"config {issue}", file=sys.stderr)
+    return settings
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
+    settings = _load(args.config, check=True)
     if settings is None:
         return 1
     gw = settings.gateway
@@ -58,6 +65,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for issue in settings.warnings:
+        print(f"  {issue}")
     for t in settings.tenants.values():
         if (
             any(k.kind == "publishable" for k in t.api_keys)

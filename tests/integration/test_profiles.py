@@ -292,8 +292,12 @@ def write_profile_config(
         "mut": (True, profile("mut")),
         "example": (True, {**profile("main"), "template": str(EXAMPLE_TEMPLATE)}),
         "bare": (True, None),
-        # a loopback webhook without allow_private_networks: the SSRF guard refuses it
-        "guarded": (False, profile("main")),
+        # a webhook named by a host that resolves to loopback, without allow_private_networks:
+        # the guard refuses it at run time (an IP literal there is refused by the config)
+        "guarded": (
+            False,
+            {**profile("main"), "webhook_url": hook_url.replace("127.0.0.1", "localhost")},
+        ),
     }
     tenants = {}
     for name, (private, prof) in layout.items():

@@ -14,7 +14,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -28,12 +28,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ConfigIssue:
+    """One problem of one file, at a ``$.key.path``. A ``warning`` is reported but does not
+    stop the gateway (e.g. a host name that does not resolve right now)."""
+
     file: str
     path: str
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.path}: {self.message}"
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{prefix}{self.file}: {self.path}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -52,6 +57,7 @@ class Settings:
     gateway: GatewayFile
     tenants: dict[str, TenantFile] = field(default_factory=dict)
     tenant_files: dict[str, Path] = field(default_factory=dict)
+    warnings: list[ConfigIssue] = field(default_factory=list)  # set by load_config
 
 
 def _interpolate(value: Any, path: str, file: str, issues: list[ConfigIssue]) -> Any:
