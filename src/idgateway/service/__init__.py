@@ -4,6 +4,22 @@ Controllers decode a request, call one function here, encode its result. These f
 validate through the core (fields, dialects) and read and write through the store.
 """
 
+from idgateway.service._bulk import (
+    REJECTS_SUFFIX,
+    ExportProgress,
+    ImportFailed,
+    ImportProgress,
+    ImportSummary,
+    InferredField,
+    ResetOutcome,
+    Tally,
+    detect_format,
+    export_records,
+    field_name,
+    import_file,
+    inferred_fields,
+    reset_field,
+)
 from idgateway.service._records import (
     Outcome,
     apply,
@@ -22,21 +38,35 @@ from idgateway.service._records import (
 from idgateway.service._sessions import get_session, logout, mint_session, session_calls
 
 __all__ = [
+    "REJECTS_SUFFIX",
+    "ExportProgress",
+    "ImportFailed",
+    "ImportProgress",
+    "ImportSummary",
+    "InferredField",
     "Outcome",
+    "ResetOutcome",
+    "Tally",
     "apply",
     "bare_id",
     "check_smooch_app",
     "contact_by",
+    "detect_format",
     "erase_contact",
+    "export_records",
+    "field_name",
     "find_company",
     "find_contact",
     "get_company",
     "get_contact",
     "get_session",
     "identify",
+    "import_file",
+    "inferred_fields",
     "logout",
     "merge_contacts",
     "mint_session",
+    "reset_field",
     "session_calls",
     "session_ref",
 ]

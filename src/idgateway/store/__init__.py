@@ -1,12 +1,22 @@
 """Redis: the one package that knows keys, hash fields and the function library.
 
 - :class:`Store` bundles the repositories of one Redis: :class:`RecordRepository` (contacts,
-  companies, sessions), :class:`RateLimits`, :class:`ProfileCache`, :class:`DeliveryQueues`.
+  companies, sessions), :class:`RateLimits`, :class:`ProfileCache`, :class:`DeliveryQueues`,
+  :class:`BulkRepository` (import batches, record pages, inferred field types).
 - :mod:`idgateway.store._keys` is the key map; :mod:`idgateway.store._wire` declares every
   function's request and reply; ``lua/`` holds the functions.
 - :class:`EmbeddedValkey` runs the embedded server (``redis.url`` empty).
 """
 
+from idgateway.store._bulk import (
+    BulkRepository,
+    CheckpointMoved,
+    FieldHeld,
+    FieldResetOutcome,
+    ImportCheckpoint,
+    ImportRow,
+    RowOutcome,
+)
 from idgateway.store._codec import company_of, contact_of
 from idgateway.store._connection import UNAVAILABLE, Client, SyncClient, connect, connect_sync
 from idgateway.store._deliveries import (
@@ -37,14 +47,16 @@ from idgateway.store._records import (
     session_of,
 )
 from idgateway.store._store import Store
-from idgateway.store._wire import DeliveryOutcome
+from idgateway.store._wire import DeliveryOutcome, ImportMark
 
 __all__ = [
     "BUCKETS",
     "GLOBAL",
     "UNAVAILABLE",
+    "BulkRepository",
     "CachedProfile",
     "CallsResult",
+    "CheckpointMoved",
     "Client",
     "DataDirInUse",
     "DeadLetter",
@@ -52,6 +64,11 @@ __all__ = [
     "DeliveryQueues",
     "EmbeddedStartFailed",
     "EmbeddedValkey",
+    "FieldHeld",
+    "FieldResetOutcome",
+    "ImportCheckpoint",
+    "ImportMark",
+    "ImportRow",
     "Job",
     "JobResult",
     "JobState",
@@ -61,6 +78,7 @@ __all__ = [
     "RateLimits",
     "RecordRepository",
     "RecordResult",
+    "RowOutcome",
     "SessionRef",
     "Store",
     "SyncClient",

@@ -43,6 +43,9 @@ FUNCTIONS: dict[str, bool] = {
     "deliver_complete": False,
     "deliver_replay": False,
     "deliver_trim": False,
+    "import_batch": False,
+    "scan_records": True,
+    "field_reset": False,
 }
 R = TypeVar("R")
 _encode = msgspec.json.Encoder().encode

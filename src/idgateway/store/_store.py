@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from idgateway.store._bulk import BulkRepository
 from idgateway.store._connection import UNAVAILABLE, connect
 from idgateway.store._deliveries import DeliveryQueues
 from idgateway.store._library import Library
@@ -31,6 +32,7 @@ class Store:
         self.limits = RateLimits(self.library)
         self.profiles = ProfileCache(client, self.library)
         self.deliveries = DeliveryQueues(client, reader or client, self.library)
+        self.bulk = BulkRepository(client, self.library)
 
     @classmethod
     async def open(cls, url: str, *, cluster: bool = False, reader: bool = False) -> Store:
