@@ -658,7 +658,7 @@ async def reset_field(
     if hfield not in await bulk.inferred_types(tenant.id, entity):
         return "unknown"
     for _ in range(attempts):
-        since = await bulk.outbox_last_id(tenant.id)
+        since = await bulk.outbox_position(tenant.id)
         cursor = "0"
         while True:
             cursor, holders = await bulk.holders(tenant.id, entity, hfield, cursor)

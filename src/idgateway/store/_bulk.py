@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, cast
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from idgateway.errors import GatewayError
 from idgateway.model import COMPANY_PREFIX, CONTACT_PREFIX, Company, Contact
@@ -229,24 +230,29 @@ class BulkRepository:
         raw = cast("dict[bytes, bytes]", await self.client.hgetall(key))
         return {k.decode(): v.decode() for k, v in sorted(raw.items())}
 
-    async def outbox_last_id(self, tenant: str) -> str:
-        """The id of the tenant's newest outbox event (``0-0`` when there is none)."""
-        last = await self.client.xrevrange(TenantKeys(tenant).outbox, count=1)
-        return cast("bytes", last[0][0]).decode() if last else "0-0"
+    async def outbox_position(self, tenant: str) -> tuple[str, int]:
+        """Where the tenant's outbox is: the id of its last event and how many were ever
+        added (``("0-0", 0)`` before the first), read together."""
+        try:
+            info = await self.client.xinfo_stream(TenantKeys(tenant).outbox)
+        except ResponseError:  # no such key: no event yet
+            return "0-0", 0
+        last = info["last-generated-id"]
+        return (last.decode() if isinstance(last, bytes) else str(last)), int(info["entries-added"])
 
     async def forget_type(
-        self, tenant: str, entity: Entity, hfield: str, since: str
+        self, tenant: str, entity: Entity, hfield: str, since: tuple[str, int]
     ) -> FieldResetOutcome:
         """Forget the inferred type of ``hfield`` unless a record holds it. The caller has
         scanned every record (:meth:`holders`) after reading ``since``
-        (:meth:`outbox_last_id`); this checks the records written since, atomically.
+        (:meth:`outbox_position`); this checks the records written since, atomically.
 
         Returns:
             ``forgotten``; ``unknown`` (no inferred type for it); :class:`FieldHeld` naming a
             record written meanwhile that holds it; ``unsure`` (the outbox was trimmed past
             ``since``: scan again).
         """
-        request = w.FieldResetRequest(NAMESPACE[entity], hfield, since)
+        request = w.FieldResetRequest(NAMESPACE[entity], hfield, since[0], since[1])
         prefix = TenantKeys(tenant).prefix
         reply = await self.library.call("field_reset", prefix, request, _RESET)
         if isinstance(reply, w.FieldForgotten):

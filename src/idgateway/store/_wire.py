@@ -402,7 +402,8 @@ class ScanPage(_Reply, tag="ok"):
 class FieldResetRequest(_Wire):
     ns: Namespace
     field: str  # hash field, p.<key>
-    since: str  # outbox stream id
+    since: str  # the outbox's last id when the scan began
+    added: int  # and its count of entries ever added then
 
 
 class FieldForgotten(_Reply, tag="ok"):
