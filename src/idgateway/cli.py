@@ -124,6 +124,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["IDGW_REDIS_URL"] = url
     if args.no_worker:
         os.environ["IDGW_NO_WORKER"] = "1"
+    port = args.port if args.port is not None else gw.server.port
+    # A config may name the gateway itself with ${IDGW_PORT} (the example profile webhook is
+    # its own Groove profile source): the port this server listens on, whatever chose it.
+    os.environ["IDGW_PORT"] = str(port)
     workers = args.workers or gw.server.workers
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its metrics to files here; /metrics on any worker sums them all.
@@ -133,7 +137,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "idgateway.app:app_from_env",
             factory=True,
             host=args.host or gw.server.host,
-            port=args.port if args.port is not None else gw.server.port,
+            port=port,
             workers=workers,
             log_config=None,
             access_log=False,

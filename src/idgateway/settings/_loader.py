@@ -20,7 +20,8 @@ import msgspec
 
 from idgateway.settings._schema import GatewayFile, TenantFile, dec_hook
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${NAME}, or ${NAME:-default} (the default when NAME is unset, as in the shell)
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
 
 T = TypeVar("T")
@@ -64,8 +65,8 @@ def _interpolate(value: Any, path: str, file: str, issues: list[ConfigIssue]) ->
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            found = os.environ.get(name)
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name, default)
             if found is None:
                 issues.append(ConfigIssue(file, path, f"environment variable {name} is not set"))
                 return ""
