@@ -47,6 +47,7 @@ BATCH_BYTES = 4 * 1024 * 1024  # of input per batch, whatever the row count
 _ID_BYTES = 64 * 1024  # the import's id is a digest of the file's first bytes
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
+_IDENTIFY = msgspec.json.Decoder(IdentifyRequest)
 _FORMATS: dict[str, Format] = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 
 
@@ -112,8 +113,8 @@ class _Raw:
     rejects file shows of it."""
 
     line: int
-    body: dict[str, Any] | None
-    shown: Any
+    body: IdentifyRequest | dict[str, Any] | None
+    shown: Any  # a CSV row's cells by column; an NDJSON line's bytes (see _shown)
     error: GatewayError | None = None
 
 
@@ -145,20 +146,25 @@ def _lines(fh: IO[bytes], cur: _Cursor) -> Iterator[bytes]:
 
 
 def _ndjson_rows(fh: IO[bytes], cur: _Cursor) -> Iterator[_Raw]:
+    """Rows of an NDJSON file; each keeps its line's bytes to show should it be refused."""
     for raw in _lines(fh, cur):
         if not raw.strip():
             continue  # a blank line is no row
         try:
+            yield _Raw(cur.line, _IDENTIFY.decode(raw), raw)  # the common case, in one step
+            continue
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        try:
             body = _decode(raw)
         except msgspec.DecodeError as exc:
-            shown = raw.decode("utf-8", "replace").rstrip("\r\n")
-            yield _Raw(cur.line, None, shown, Malformed(f"not JSON: {exc}"))
+            yield _Raw(cur.line, None, raw, Malformed(f"not JSON: {exc}"))
             continue
         if not isinstance(body, dict):
             problem = Malformed("a row is a JSON object: an identify body (user_id, traits, …)")
-            yield _Raw(cur.line, None, body, problem)
+            yield _Raw(cur.line, None, raw, problem)
             continue
-        yield _Raw(cur.line, body, body)
+        yield _Raw(cur.line, body, raw)  # _prepare says what is wrong with it
 
 
 def _csv_records(fh: IO[bytes], cur: _Cursor) -> Iterator[tuple[int, list[str]]]:
@@ -254,8 +260,19 @@ def _problem(err: GatewayError) -> dict[str, Any]:
     }
 
 
-def _reject_line(line: int, problem: dict[str, Any], shown: Any) -> bytes:
-    return _encode({"line": line, **problem, "row": shown}) + b"\n"
+def _shown(row: Any) -> Any:
+    """A refused row as the rejects file shows it: an NDJSON line as its JSON when it is JSON,
+    else as text; a CSV row as its cells by column."""
+    if not isinstance(row, bytes):
+        return row
+    try:
+        return _decode(row)
+    except msgspec.DecodeError:
+        return row.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def _reject_line(line: int, problem: dict[str, Any], row: Any) -> bytes:
+    return _encode({"line": line, **problem, "row": _shown(row)}) + b"\n"
 
 
 class _Rejects:
@@ -312,10 +329,12 @@ def _prepare(raw: _Raw, tenant: Tenant) -> ImportRow | GatewayError:
     """A row as the API would take it as ``POST /v1/identify``, or why it is refused."""
     if raw.error is not None:
         return raw.error
-    try:
-        request = msgspec.convert(raw.body, IdentifyRequest)
-    except msgspec.ValidationError as exc:
-        return Malformed(f"not an identify body: {exc}")
+    request = raw.body
+    if not isinstance(request, IdentifyRequest):
+        try:
+            request = msgspec.convert(request, IdentifyRequest)
+        except msgspec.ValidationError as exc:
+            return Malformed(f"not an identify body: {exc}")
     call = translate_identify(request, tenant.contacts, tenant.companies)
     if call.violations:
         return ValidationFailed(call.violations)
