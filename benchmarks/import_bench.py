@@ -178,6 +178,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=ROWS)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     parser.add_argument("--keep", type=Path, help="write the generated file here and keep it")
+    parser.add_argument(
+        "--appendfsync", choices=["always", "everysec"], default="always", help="embedded only"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="idgw-import-bench-") as tmp:
@@ -185,7 +188,7 @@ def main() -> None:
         server = None
         url = args.redis_url
         if not url:
-            server = EmbeddedValkey(str(work / "valkey"), "always")
+            server = EmbeddedValkey(str(work / "valkey"), args.appendfsync)
             server.start()
             url = server.url
         try:
