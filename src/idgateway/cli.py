@@ -587,6 +587,13 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idgateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -646,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--tenant", help="tenant id (needed when there are several)")
     imp.add_argument("--resume", action="store_true", help="continue after the last committed row")
     imp.add_argument("--format", choices=["ndjson", "csv"], help="default: from the extension")
-    imp.add_argument("--batch", type=int, default=500, help="rows per batch (default 500)")
+    imp.add_argument("--batch", type=_positive, default=500, help="rows per batch (default 500)")
     imp.set_defaults(func=cmd_import)
 
     export = sub.add_parser("export", help="every contact and company of a tenant as NDJSON")

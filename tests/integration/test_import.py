@@ -339,3 +339,31 @@ async def test_a_batch_whose_checkpoint_moved_writes_nothing(
         )
 
     assert (await api.get("/v1/contacts", params={"user_id": u})).status_code == 404
+
+
+async def test_a_batch_sent_again_after_its_reply_was_lost_counts_once(
+    store: Store, acme: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Redis client sends a command again after a timeout; the first may have run. The
+    second finds the checkpoint already at the batch's end: the run reads the batch's
+    outcome back from the checkpoint instead of failing or counting it twice."""
+    u = uniq("retry")
+    lines: list[Any] = [
+        {"user_id": f"{u}-{i}", "traits": {"email": f"{u}-{i}@x.org"}} for i in range(9)
+    ]
+    lines[4] = {"user_id": f"{u}-4", "traits": {"email": f"{u}-0@x.org"}}  # 409 in Redis
+    lines[6] = "not json"
+    path = ndjson(tmp_path / "retry.ndjson", lines)
+    real = type(store.bulk).import_batch
+
+    async def twice(self: Any, *args: Any, **kwargs: Any) -> Any:
+        await real(self, *args, **kwargs)  # ran, but its reply never arrived
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(store.bulk), "import_batch", twice)
+
+    summary = await service.import_file(store, acme, path, batch_rows=4)
+
+    t = summary.tally
+    assert (t.rows, t.created, t.unchanged, t.rejected) == (9, 7, 0, 2)
+    assert [(r["line"], r["status"]) for r in rejects_of(path)] == [(5, 409), (7, 400)]

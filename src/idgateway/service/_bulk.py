@@ -518,10 +518,12 @@ async def import_file(
                 mark=_mark(batch),
             )
         except CheckpointMoved as exc:
-            raise ImportFailed(
-                f"another run of this import moved its checkpoint (to byte {exc.offset}); "
-                "is it running? Nothing of this batch was written"
-            ) from None
+            if not await committed_already(batch, exc.offset):
+                raise ImportFailed(
+                    f"another run of this import moved its checkpoint (to byte {exc.offset}); "
+                    "is it running? Nothing of this batch was written"
+                ) from None
+            return
         entries = [
             (line, _reject_line(line, _problem(err), shown)) for line, err, shown in batch.refused
         ]
@@ -535,6 +537,31 @@ async def import_file(
         run_rows += len(batch.rows) + len(batch.refused)
         if progress is not None:
             progress(ImportProgress(batch.end, source.size, run_rows, tally))
+
+    async def committed_already(batch: _Batch, at: int) -> bool:
+        """Whether the batch was committed by this very run: the client library sends a
+        command again after a timeout, and the first one may have run. Its outcomes are then
+        read back from the checkpoint (the counts, and the refusals of its last batch)."""
+        ck = await bulk.checkpoint(tenant.id, source.id)
+        if (
+            ck is None
+            or at != batch.end
+            or (ck.sha, ck.batch_line) != (batch.sha, batch.first_line)
+        ):
+            return False
+        nonlocal run_rows
+        entries = [(line, _reject_line(line, _problem(e), row)) for line, e, row in batch.refused]
+        entries += [
+            (line, _reject_line(line, _problem(err), batch.shown.get(line)))
+            for line, err in ck.failures.items()
+        ]
+        rejects.write(entries)
+        tally.rows, tally.created, tally.updated = ck.rows, ck.created, ck.updated
+        tally.unchanged, tally.rejected = ck.unchanged, ck.rejected
+        run_rows += len(batch.rows) + len(batch.refused)
+        if progress is not None:
+            progress(ImportProgress(batch.end, source.size, run_rows, tally))
+        return True
 
     in_flight: asyncio.Task[None] | None = None
     try:
