@@ -1,16 +1,20 @@
 """``idgateway import`` throughput (SPEC §11): rows per second from an NDJSON file, and the
-import process's peak memory.
+import process's peak memory; optionally identify req/s of the same contacts over HTTP in the
+same run, for the ratio.
 
-Writes a file of ``rows`` typical identify bodies (a user id, an email, names, a dropdown,
-tags, a few inferred custom fields; every tenth row with a company), then runs the real
-command, ``idgateway import FILE --tenant <fresh tenant>``, as a subprocess against the given
-Redis, and reads the child's own resource usage (``os.wait4``): wall time, CPU (user + system)
-and peak RSS. Valkey's CPU over the same run comes from ``INFO cpu``. Every run imports into a
-tenant of its own, so every row creates a contact, as a first import does.
+Writes a file of ``rows`` identify bodies of the benchmark's typical contact (``run.py``'s
+``typical_traits``: 10 fields), then runs the real command, ``idgateway import FILE --tenant
+<fresh tenant>``, as a subprocess against the given Redis, and reads the child's own resource
+usage (``os.wait4``): wall time, CPU (user + system) and peak RSS. Valkey's CPU over the same
+run comes from ``INFO cpu``. Every run imports into a tenant of its own, so every row creates a
+contact, as a first import does. With ``--identify-seconds N``, ``idgateway serve`` on the same
+Redis then takes the same bodies (new users) as ``POST /v1/identify`` from ``loadgen.py``
+(closed loop, 32 connections) for N seconds.
 
 Standalone::
 
-    python benchmarks/import_bench.py [--rows 100000] [--redis-url URL] [--keep FILE]
+    python benchmarks/import_bench.py [--rows 100000] [--identify-seconds 20]
+                                      [--redis-url URL] [--keep FILE]
 
 With no ``--redis-url`` (nor ``REDIS_URL``) an embedded Valkey is started with the production
 settings (unix socket, ``appendfsync always``). From ``benchmarks/run.py``::
@@ -24,7 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,8 +46,7 @@ from idgateway.store import EmbeddedValkey  # noqa: E402
 
 ROWS = 100_000
 SECRET = "sk_bench_import_0123456789abcdef"
-PLANS = ["Free", "Support", "Marketing", "All in One"]
-TAGS = ["free", "popular", "beta", "vip", "churned", "trial"]
+# The benchmark's tenant and typical contact (run.py's TENANT_FIELDS and typical_traits)
 TENANT = """
 id = "{tenant}"
 unknown_fields = "infer"
@@ -53,55 +56,54 @@ default_region = "US"
 name = "backend"
 kind = "secret"
 key = "{secret}"
+rate_limit = "1000000/s"
 
 [[fields.contact]]
 key = "plan"
 type = "dropdown"
-options = {plans}
+options = ["Free", "Pro", "Enterprise"]
 
-[[fields.company]]
-key = "tier"
-type = "text"
+[[fields.contact]]
+key = "company_size"
+type = "number"
 """
 
 
-def write_rows(path: Path, rows: int, seed: int = 7) -> int:
+def typical_body(i: int, tag: str) -> dict[str, Any]:
+    """A typical contact: 10 fields, as ``run.py`` identifies them."""
+    return {
+        "user_id": f"u{tag}-{i}",
+        "traits": {
+            "email": f"user{i}.{tag}@bench.test",
+            "first_name": "Fred",
+            "last_name": "Flintstone",
+            "phone": f"+1555{i % 10_000_000:07d}",
+            "plan": "Pro",
+            "signed_up_at": 1444348331,
+            "tags": "free, popular",
+            "company_size": 42,
+            "city": "Bay City",
+        },
+    }
+
+
+def write_rows(path: Path, rows: int) -> int:
     """``rows`` identify bodies, one per line; the file's size in bytes."""
-    rnd = random.Random(seed)
     tag = uuid.uuid4().hex[:8]  # a file of its own: its import id is new, nothing to resume
     with path.open("w", encoding="utf-8") as out:
         for i in range(rows):
-            body: dict[str, Any] = {
-                "user_id": f"imp-{tag}-{i}",
-                "traits": {
-                    "email": f"user{i}.{tag}@example.com",
-                    "first_name": rnd.choice(["Fred", "Wilma", "Barney", "Betty"]),
-                    "last_name": rnd.choice(["Flintstone", "Rubble", "Slate"]),
-                    "plan": rnd.choice(PLANS),
-                    "tags": rnd.sample(TAGS, 2),
-                    "active_accounts": rnd.randrange(1, 5000),
-                    "subdomain": f"app{i % 97}",
-                    "beta": rnd.random() < 0.5,
-                    "last_paid_at": 1283495946 + i,
-                },
-            }
-            if i % 10 == 0:
-                body["company"] = {"domain": f"co{i // 10}-{tag}.example.com", "name": f"Co {i}"}
-            out.write(json.dumps(body, separators=(",", ":")) + "\n")
+            out.write(json.dumps(typical_body(i, tag), separators=(",", ":")) + "\n")
     return path.stat().st_size
 
 
-def write_config(folder: Path, redis_url: str, tenant: str) -> Path:
+def write_config(folder: Path, redis_url: str, tenant: str, port: int = 8080) -> Path:
     tenants = folder / "tenants"
     tenants.mkdir(parents=True, exist_ok=True)
-    plans = json.dumps(PLANS)
-    (tenants / f"{tenant}.toml").write_text(
-        TENANT.format(tenant=tenant, secret=SECRET, plans=plans)
-    )
+    (tenants / f"{tenant}.toml").write_text(TENANT.format(tenant=tenant, secret=SECRET))
     config = folder / "gateway.toml"
     config.write_text(
-        f'[redis]\nurl = "{redis_url}"\n[logging]\nformat = "json"\nlevel = "warning"\n'
-        '[tenants]\ndir = "tenants"\n'
+        f'[server]\nport = {port}\n[redis]\nurl = "{redis_url}"\n'
+        '[logging]\nformat = "json"\nlevel = "warning"\n[tenants]\ndir = "tenants"\n'
     )
     return config
 
@@ -166,6 +168,70 @@ def run(
     return result
 
 
+def identify_rate(redis_url: str, work: Path, seconds: float) -> dict[str, Any]:
+    """``POST /v1/identify`` of the same typical contacts (new users), as fast as
+    ``idgateway serve`` (one API process) answers 32 connections, for ``seconds``."""
+    tenant = f"idf{uuid.uuid4().hex[:10]}"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_config(work / f"identify-config-{tenant}", redis_url, tenant, port)
+    requests = work / "identify-requests.jsonl"
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    with requests.open("w") as out:
+        for i in range(200_000):
+            body = json.dumps(typical_body(i, tenant))
+            out.write(
+                json.dumps(
+                    {"method": "POST", "path": "/v1/identify", "headers": headers, "body": body}
+                )
+                + "\n"
+            )
+    log = (work / "serve.log").open("wb")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "idgateway", "serve", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if k not in ("IDGW_CONFIG", "IDGW_REDIS_URL")},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or serve.poll() is not None:
+                    raise RuntimeError("idgateway serve did not start") from None
+                time.sleep(0.1)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "loadgen.py"),
+                "--port",
+                str(port),
+                "--requests",
+                str(requests),
+                "--seconds",
+                str(seconds),
+                "--connections",
+                "32",
+                "--warmup",
+                str(min(2.0, seconds / 5)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds * 4 + 60,
+            check=True,
+        )
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+        log.close()
+    stats = json.loads(out.stdout)
+    return {"identify_rps": round(float(stats["rps"]), 1), "identify_statuses": stats["statuses"]}
+
+
 def _import_id(path: Path) -> str:
     import hashlib
 
@@ -176,6 +242,12 @@ def _import_id(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=ROWS)
+    parser.add_argument(
+        "--identify-seconds",
+        type=float,
+        default=0,
+        help="also measure HTTP identify of the same contacts for this long",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     parser.add_argument("--keep", type=Path, help="write the generated file here and keep it")
     parser.add_argument(
@@ -193,6 +265,11 @@ def main() -> None:
             url = server.url
         try:
             result = run(url, work, args.rows, keep=args.keep)
+            if args.identify_seconds > 0:
+                result.update(identify_rate(url, work, args.identify_seconds))
+                result["import_to_identify"] = round(
+                    result["import_rows_per_s"] / result["identify_rps"], 2
+                )
         finally:
             if server is not None:
                 server.stop()
