@@ -478,7 +478,10 @@ async def import_file(
                 f"{path} changed since the run being resumed (its first {ck.offset} bytes "
                 "differ): import it again without --resume"
             )
-        _replay_rejects(source, tenant, ck, rejects)
+        try:
+            _replay_rejects(source, tenant, ck, rejects)
+        finally:
+            rejects.close()  # opened again by the next write
         tally = Tally(ck.rows, ck.created, ck.updated, ck.unchanged, ck.rejected)
         if ck.done:
             return ImportSummary(
