@@ -1,8 +1,9 @@
 """The fastest HTTP server we can make in Python: answers every request 200 ``{}`` at once.
 
 Used twice by the benchmark: to show the load generator is not the bottleneck (its rate
-against this server), and as the vendor endpoint for delivery throughput (it counts requests
-per path and answers ``GET /_count``).
+against this server), and as the vendor endpoint of deliveries (it counts requests per path and
+answers ``GET /_count``; ``GET /_last/<path>`` gives the last request to ``/<path>``, headers and
+body, so the aiohttp floor can post exactly what the worker posted).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from collections import Counter
 
 COUNTS: Counter[str] = Counter()
+LAST: dict[str, tuple[bytes, bytes]] = {}
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 
@@ -34,19 +36,32 @@ class Protocol(asyncio.Protocol):
                     length = int(line[15:])
             if len(self.buffer) < end + 4 + length:
                 return
+            body = self.buffer[end + 4 : end + 4 + length]
             self.buffer = self.buffer[end + 4 + length :]
             path = head.split(b" ", 2)[1].decode()
-            if path == "/_count":
-                body = json.dumps(COUNTS).encode()
-                self.transport.write(  # type: ignore[attr-defined]
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                    + str(len(body)).encode()
-                    + b"\r\n\r\n"
-                    + body
-                )
+            if path == "/_count" or path.startswith("/_last/"):
+                self.answer(path)
                 continue
             COUNTS[path] += 1
+            LAST[path] = (head, body)
             self.transport.write(OK)  # type: ignore[attr-defined]
+
+    def answer(self, path: str) -> None:
+        if path == "/_count":
+            body = json.dumps(COUNTS).encode()
+        else:
+            head, sent = LAST.get(path[len("/_last") :], (b"", b""))
+            lines = head.decode("latin-1").split("\r\n")[1:]
+            headers = [line.split(":", 1) for line in lines if ":" in line]
+            body = json.dumps(
+                {"headers": [[k.strip(), v.strip()] for k, v in headers], "body": sent.decode()}
+            ).encode()
+        self.transport.write(  # type: ignore[attr-defined]
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
 
 
 async def main(port: int) -> None:

@@ -1,7 +1,14 @@
 """Shared fixtures: a real Redis-compatible server and a real gateway process.
 
-- ``redis_url``: ``REDIS_URL`` when set (it must be a disposable server: tests write to it),
-  otherwise an embedded Valkey started for the session.
+- ``redis_url``: one of, by the first variable set
+  - ``REDIS_CLUSTER_URL``: the seed nodes (comma-separated) of a disposable Redis Cluster;
+  - ``IDGW_TEST_CLUSTER=1``: a local 3-primary / 3-replica cluster started for the session
+    (:class:`idgateway.store._devcluster.DevCluster`, ``make test-cluster``);
+  - ``REDIS_URL``: a disposable server (tests write to it);
+  - otherwise an embedded Valkey started for the session.
+  In both cluster modes :data:`CLUSTER` is true: write a gateway's ``[redis]`` table with
+  :func:`redis_toml` and make clients with :func:`sync_redis` / :func:`open_store`, so the
+  same tests run on both kinds of deployment.
 - ``gateway``: ``python -m idgateway serve`` as a subprocess on a free port, configured with
   the tenants written by :func:`write_config`, talking to ``redis_url``.
 - ``api``: an ``httpx.Client`` for that gateway with tenant ``acme``'s secret key.
@@ -26,14 +33,19 @@ import httpx
 import pytest
 import redis
 
-from idgateway.store import EmbeddedValkey
+from idgateway.store import EmbeddedValkey, Store, seed_urls
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+# The suite runs against a Redis Cluster (see the module docstring).
+CLUSTER = bool(os.environ.get("REDIS_CLUSTER_URL")) or os.environ.get("IDGW_TEST_CLUSTER") == "1"
+
 ACME_SECRET = "sk_test_acme_0123456789abcdef"
 ACME_PUBLISHABLE = "pk_test_acme_0123456789abcdef"
+ACME_WRITE = "wk_test_acme_0123456789abcdef"  # the Segment-compatible source (SPEC §5.8)
+ACME_WRITE_SLOW = "wk_test_acme_slow_0123456789abcdef"  # a write key of 2 requests a minute
 OTHER_SECRET = "sk_test_other_0123456789abcdef"
 STRICT_SECRET = "sk_test_strict_0123456789abcdef"
 QUIET_SECRET = "sk_test_quiet_0123456789abcdef"
@@ -54,9 +66,7 @@ host = "127.0.0.1"
 port = {port}
 max_body_bytes = {max_body}
 
-[redis]
-url = "{redis_url}"
-
+{redis_table}
 [logging]
 format = "json"
 level = "info"
@@ -88,6 +98,17 @@ key_sha256 = "{hashed_sha}"
 name = "browser"
 kind = "publishable"
 key = "{acme_publishable}"
+
+[[api_keys]]
+name = "segment"
+kind = "write"
+key = "{acme_write}"
+
+[[api_keys]]
+name = "segment-slow"
+kind = "write"
+key = "{acme_write_slow}"
+rate_limit = "2/m"
 
 [[fields.contact]]
 key = "plan"
@@ -231,6 +252,43 @@ key = "{quiet_secret}"
 """
 
 
+def redis_toml(url: str) -> str:
+    """The ``[redis]`` table of a test gateway talking to ``url`` (a cluster's seeds in the
+    cluster modes)."""
+    table = f'[redis]\nurl = "{url}"\n'
+    return table + ("cluster = true\n" if CLUSTER else "")
+
+
+def sync_redis(url: str, **options: object) -> redis.Redis:
+    """A synchronous client of the test Redis, a cluster client in the cluster modes (typed
+    as ``redis.Redis``: the commands the tests use are the same)."""
+    if not CLUSTER:
+        return redis.Redis.from_url(url, **options)  # type: ignore[arg-type]
+    from urllib.parse import urlsplit
+
+    from redis.cluster import ClusterNode
+
+    seeds = seed_urls(url)
+    nodes = [ClusterNode(urlsplit(s).hostname, urlsplit(s).port) for s in seeds]
+    client: redis.Redis = redis.RedisCluster(startup_nodes=nodes, **options)  # type: ignore[assignment,arg-type]
+    return client
+
+
+def node_url(url: str, key: str) -> str:
+    """A plain-client URL of the server holding ``key``: the slot's primary on a cluster (for
+    commands about one server, such as MONITOR)."""
+    if not CLUSTER:
+        return url
+    with sync_redis(url) as client:
+        node = client.get_node_from_key(key)  # type: ignore[attr-defined]
+        return f"redis://{node.host}:{node.port}"
+
+
+async def open_store(url: str) -> Store:
+    """The gateway's own store on the test Redis (a cluster's in the cluster modes)."""
+    return await Store.open(url, cluster=CLUSTER)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -255,6 +313,8 @@ def write_config(folder: Path, redis_url: str, port: int) -> Path:
     values = {
         "acme_secret": ACME_SECRET,
         "acme_publishable": ACME_PUBLISHABLE,
+        "acme_write": ACME_WRITE,
+        "acme_write_slow": ACME_WRITE_SLOW,
         "other_secret": OTHER_SECRET,
         "strict_secret": STRICT_SECRET,
         "quiet_secret": QUIET_SECRET,
@@ -273,12 +333,24 @@ def write_config(folder: Path, redis_url: str, port: int) -> Path:
     (tenants / "quiet.toml").write_text(QUIET_TOML.format(**values))
     (tenants / "verified.toml").write_text(VERIFIED_TOML.format(**values))
     gateway = folder / "gateway.toml"
-    gateway.write_text(GATEWAY_TOML.format(port=port, redis_url=redis_url, max_body=MAX_BODY))
+    gateway.write_text(
+        GATEWAY_TOML.format(port=port, redis_table=redis_toml(redis_url), max_body=MAX_BODY)
+    )
     return gateway
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
+    given = os.environ.get("REDIS_CLUSTER_URL")
+    if given:
+        yield given
+        return
+    if CLUSTER:
+        from idgateway.store._devcluster import DevCluster
+
+        with DevCluster() as cluster:
+            yield cluster.url
+        return
     given = os.environ.get("REDIS_URL")
     if given:
         yield given
@@ -294,7 +366,7 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis(redis_url)
     yield client
     client.close()
 

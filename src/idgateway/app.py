@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
+import threading
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
+import structlog
 from litestar import Litestar, Response, get
-from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.routes import HTTPRoute
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,12 +22,13 @@ from prometheus_client import (
     multiprocess,
 )
 
-from idgateway import __version__
 from idgateway.api._authn import authentication
 from idgateway.api._cors import session_cors
 from idgateway.api._deps import DEPENDENCIES, Gateway, Runtime
+from idgateway.api._hot import hot_writes
 from idgateway.api._limits import spend_before
 from idgateway.api._middleware import allow_header, request_context
+from idgateway.api._openapi import openapi_config, swagger_asset
 from idgateway.api._problems import handle_exception
 from idgateway.api.auth import KeyRing
 from idgateway.api.compat import compat_router
@@ -34,17 +37,18 @@ from idgateway.api.health import healthz, readyz
 from idgateway.api.profiles import profiles_router
 from idgateway.api.records import records_router
 from idgateway.api.sdk import sdk_script
+from idgateway.api.segment import ingest_router, segment_router
 from idgateway.api.sessions import sessions_router
 from idgateway.config import load_config
 from idgateway.delivery._collector import DeliveryCollector
 from idgateway.delivery._process import run_worker as run_delivery
 from idgateway.net import GuardedClient
 from idgateway.profiles import ProfileService
-from idgateway.store import Store
+from idgateway.store import ServerKindMismatch, Store, wait_for_redis, warm_up
 from idgateway.tenancy import build_tenants
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from idgateway.api._asgi import ASGIApp
     from idgateway.settings import Settings
@@ -74,6 +78,7 @@ class MetricsController(PrometheusController):
 
 
 _COLLECTORS: dict[str, DeliveryCollector] = {}
+log = structlog.get_logger(__name__)
 
 
 def _register_collector(settings: Settings, redis_url: str) -> None:
@@ -99,6 +104,58 @@ def build_gateway(settings: Settings) -> Gateway:
     )
 
 
+def _stop_on_signal(stop: asyncio.Event) -> Callable[[], None]:
+    """Set ``stop`` as soon as SIGTERM/SIGINT arrives, then let uvicorn's own handler run.
+
+    uvicorn drains HTTP connections first and runs the lifespan's shutdown after; the
+    in-process worker starts finishing its deliveries meanwhile, so the process ends within
+    ``delivery.timeout`` + 5 s (SPEC §10). Returns a function restoring the handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signals reach only the main thread (tests run apps elsewhere)
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(sig: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(stop.set)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+async def _watch_redis(store: Store, settings: Settings, url: str, stop: asyncio.Event) -> None:
+    """Once Redis answers (at once, usually): refuse a server of the wrong kind (every call
+    answers 503 saying why; `idgateway serve` refuses to start on it when it answers at
+    start), and warm a client that could not be warmed before serving."""
+    try:
+        if not await wait_for_redis(
+            url, cluster=settings.gateway.redis.cluster, stop=stop, role="api"
+        ):
+            return
+    except ServerKindMismatch as exc:
+        store.refusal = str(exc)
+        log.error("wrong kind of redis: every call answers 503", error=str(exc))
+        return
+    if not store.warm:
+        store.warm = await warm_up(store.client, library=store.library)
+
+
+async def _deliver(settings: Settings, url: str, stop: asyncio.Event) -> None:
+    """The in-process worker; a Redis of the wrong kind stops it, not the API."""
+    try:
+        await run_delivery(settings, url, stop)
+    except ServerKindMismatch as exc:
+        log.error("wrong kind of redis: the delivery worker does not run", error=str(exc))
+
+
 def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) -> Litestar:
     """The gateway app for ``settings``, talking to the Redis at ``redis_url``; with
     ``run_worker`` a delivery worker runs in the app's process (``idgateway serve``)."""
@@ -106,21 +163,32 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        store = await Store.open(redis_url, cluster=settings.gateway.redis.cluster)
+        redis = settings.gateway.redis
+        # Warmed before the first request (a cold cluster client fails many concurrent first
+        # calls); a Redis that does not answer yet does not hold the start up for long:
+        # calls answer 503 meanwhile, and the watch below warms the client once it answers.
+        store = await Store.open(
+            redis_url, cluster=redis.cluster, wait_replicas=redis.wait_replicas
+        )
         http = GuardedClient(timeout=settings.gateway.delivery.timeout)
         profiles = ProfileService(store.profiles, store.records, http)
         app.state.runtime = Runtime(store=store, profiles=profiles, http=http)
         app.state.store = store
         stop = asyncio.Event()
-        worker = (
-            asyncio.create_task(run_delivery(settings, redis_url, stop)) if run_worker else None
-        )
+        watch = asyncio.create_task(_watch_redis(store, settings, redis_url, stop))
+        worker = None
+        restore_signals = _stop_on_signal(stop) if run_worker else (lambda: None)
+        if run_worker:
+            worker = asyncio.create_task(_deliver(settings, redis_url, stop))
         try:
             yield
         finally:
             stop.set()
             if worker is not None:
                 await worker  # finishes or releases deliveries in flight
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            restore_signals()
             await profiles.close()
             await http.aclose()
             app.state.runtime = None
@@ -128,7 +196,6 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             await store.close()
 
     _register_collector(settings, redis_url)
-    prometheus = PrometheusConfig(app_name="idgateway", prefix="idgw", group_path=True)
     app = Litestar(
         route_handlers=[
             healthz,
@@ -138,18 +205,18 @@ def create_app(settings: Settings, redis_url: str, *, run_worker: bool = False) 
             compat_router,
             deliveries_router,
             profiles_router,
+            segment_router,
+            ingest_router,
             sdk_script,
             MetricsController,
+            swagger_asset,
         ],
         dependencies=DEPENDENCIES,
         before_request=spend_before,
-        middleware=[prometheus.middleware],
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
         request_max_body_size=settings.gateway.server.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="idgateway", version=__version__, path="/schema", use_handler_docstrings=True
-        ),
+        openapi_config=openapi_config(),
         debug=False,
         logging_config=None,
     )
@@ -163,9 +230,14 @@ def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
     """The app wrapped in plain ASGI middleware: request context, session CORS, API keys.
     Litestar runs its own middleware per route handler, so only a wrapper sees 404/405 answers
     (request id, log line) and error answers of the session endpoints (CORS headers)."""
-    origins = frozenset(o for t in settings.tenants.values() for o in t.allowed_origins)
     run_worker = os.environ.get("IDGW_NO_WORKER") != "1"
-    app = create_app(settings, redis_url, run_worker=run_worker)
+    return wrap(create_app(settings, redis_url, run_worker=run_worker))
+
+
+def wrap(app: Litestar) -> ASGIApp:
+    """:func:`create_app`'s app in the gateway's own ASGI middleware (see :func:`asgi_app`)."""
+    settings: Settings = app.state.gateway.settings
+    origins = frozenset(o for t in settings.tenants.values() for o in t.allowed_origins)
 
     def store_of() -> Store | None:
         store: Store | None = app.state.store
@@ -176,8 +248,10 @@ def asgi_app(settings: Settings, redis_url: str) -> ASGIApp:
         for route in app.routes
         if isinstance(route, HTTPRoute)
     }
+    gateway = app.state.gateway
     routed = allow_header(cast("ASGIApp", app), methods)
-    authenticated = authentication(routed, app.state.gateway, store_of)
+    lean = hot_writes(routed, gateway, store_of)
+    authenticated = authentication(lean, gateway, store_of)
     return request_context(session_cors(authenticated, origins))
 
 

@@ -90,10 +90,32 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _check_redis(url: str, cluster: bool) -> str | None:
+    """Whether the server of ``url`` is the kind ``redis.cluster`` says: the refusal, or None.
+    A Redis that does not answer yet is no reason to refuse: the gateway starts, answers 503
+    and checks again once it answers (app.py)."""
+    import structlog
+
+    from idgateway.store import UNAVAILABLE, ServerKindMismatch, check_server_kind, describe
+
+    try:
+        check_server_kind(url, cluster=cluster)
+    except ServerKindMismatch as exc:
+        return str(exc)
+    except UNAVAILABLE as exc:
+        structlog.get_logger("idgateway.cli").error(
+            "redis unreachable at start; calls answer 503 until it answers",
+            seeds=describe(url),
+            error=str(exc),
+        )
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
         return 1
+    import structlog
     import uvicorn
 
     from idgateway.logging import configure_logging
@@ -101,38 +123,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     gw = settings.gateway
     configure_logging(gw.logging.format, gw.logging.level)
+    # Until uvicorn installs its own handlers: SIGTERM during the start ends the process
+    # cleanly (the `finally` below stops an embedded server). uvicorn re-raises SIGTERM after
+    # its graceful shutdown; with the default handler the process would die before the
+    # embedded server is stopped.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     embedded = None
     url = os.environ.get("IDGW_REDIS_URL") or gw.redis.url
-    if not url:
-        try:
-            embedded = EmbeddedValkey(gw.redis.data_dir, gw.redis.appendfsync)
-            embedded.start()
-        except DataDirInUse as exc:
-            print(f"serve: {exc}", file=sys.stderr)
-            return 1
-        except EmbeddedStartFailed as exc:
-            print(
-                f"serve: cannot start the embedded Valkey in {gw.redis.data_dir}: {exc}",
-                file=sys.stderr,
-            )
-            return 1
-        url = embedded.url
-    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler the
-    # process would die before the embedded server is stopped below.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    os.environ["IDGW_CONFIG"] = str(settings.config_path)
-    os.environ["IDGW_REDIS_URL"] = url
-    if args.no_worker:
-        os.environ["IDGW_NO_WORKER"] = "1"
-    port = args.port if args.port is not None else gw.server.port
-    # A config may name the gateway itself with ${IDGW_PORT} (the example profile webhook is
-    # its own Groove profile source): the port this server listens on, whatever chose it.
-    os.environ["IDGW_PORT"] = str(port)
-    workers = args.workers or gw.server.workers
-    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        # Each worker writes its metrics to files here; /metrics on any worker sums them all.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idgw-metrics-")
     try:
+        if not url:
+            try:
+                embedded = EmbeddedValkey(gw.redis.data_dir, gw.redis.appendfsync)
+                embedded.start()
+            except DataDirInUse as exc:
+                print(f"serve: {exc}", file=sys.stderr)
+                return 1
+            except EmbeddedStartFailed as exc:
+                print(
+                    f"serve: cannot start the embedded Valkey in {gw.redis.data_dir}: {exc}",
+                    file=sys.stderr,
+                )
+                return 1
+            url = embedded.url
+            os.environ["IDGW_EMBEDDED_STATUS"] = str(embedded.status_file)
+        else:
+            refused = _check_redis(url, gw.redis.cluster)
+            if refused is not None:
+                structlog.get_logger("idgateway.cli").error("wrong kind of redis", error=refused)
+                print(f"serve: {refused}", file=sys.stderr)
+                return 2
+        os.environ["IDGW_CONFIG"] = str(settings.config_path)
+        os.environ["IDGW_REDIS_URL"] = url
+        if args.no_worker:
+            os.environ["IDGW_NO_WORKER"] = "1"
+        port = args.port if args.port is not None else gw.server.port
+        # A config may name the gateway itself with ${IDGW_PORT} (the example profile webhook
+        # is its own Groove profile source): the port this server listens on, whatever chose it.
+        os.environ["IDGW_PORT"] = str(port)
+        workers = args.workers or gw.server.workers
+        if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            # Each worker writes its metrics to files here; /metrics on any worker sums them.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idgw-metrics-")
         uvicorn.run(
             "idgateway.app:app_from_env",
             factory=True,
@@ -143,11 +174,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=False,
             server_header=False,
             proxy_headers=False,
-            timeout_graceful_shutdown=10,
+            # Requests are short; the in-process worker finishes its deliveries meanwhile
+            # (app.py), so SIGTERM ends the process within delivery.timeout + 5 s.
+            timeout_graceful_shutdown=max(1, min(10, int(gw.delivery.timeout))),
         )
     finally:
         if embedded is not None:
-            embedded.stop()
+            # SIGKILL after 2 s keeps the SIGTERM budget; the AOF has every acknowledged
+            # write with appendfsync always (at most the last second with everysec)
+            embedded.stop(timeout=2)
     return 0
 
 
@@ -201,14 +236,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(settings, url, stop, only_vendor=args.vendor)
 
+    from idgateway.store import ServerKindMismatch
+
     try:
-        import uvloop  # the event loop `serve` gets from uvicorn: faster I/O callbacks
+        try:
+            import uvloop  # the event loop `serve` gets from uvicorn: faster I/O callbacks
 
-        uvloop.run(main())
-    except ImportError:
-        import asyncio
+            uvloop.run(main())
+        except ImportError:
+            import asyncio
 
-        asyncio.run(main())
+            asyncio.run(main())
+    except ServerKindMismatch as exc:
+        import structlog
+
+        structlog.get_logger("idgateway.cli").error("wrong kind of redis", error=str(exc))
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

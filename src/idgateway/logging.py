@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import msgspec
@@ -15,6 +16,33 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
 _json = msgspec.json.Encoder()
+
+# The request a log line belongs to (request id, tenant): one context variable set per request,
+# read only when a line is logged. Cheaper than structlog's bind_contextvars, which clears and
+# binds a context variable per key on every request, most of which log nothing.
+_REQUEST: ContextVar[dict[str, str] | None] = ContextVar("idgw_request", default=None)
+
+
+def new_request(request_id: str) -> None:
+    """Start the log context of a request (in the request's own task)."""
+    _REQUEST.set({"request_id": request_id})
+
+
+def bind_request(**values: str) -> None:
+    """Add to the current request's log context (e.g. its tenant, once the key is known)."""
+    context = _REQUEST.get()
+    if context is None:
+        _REQUEST.set(dict(values))
+    else:
+        context.update(values)
+
+
+def _merge_request(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    context = _REQUEST.get()
+    if context:
+        for key, value in context.items():
+            event.setdefault(key, value)
+    return event
 
 
 def _serialize(obj: Any, **_: Any) -> str:
@@ -27,6 +55,7 @@ def configure_logging(
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _merge_request,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

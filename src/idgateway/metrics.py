@@ -21,6 +21,19 @@ IDENTIFY_OUTCOMES = Counter(
     ["outcome"],
 )
 
+SEGMENT_EVENTS = Counter(
+    "idgw_segment_events",
+    "Events of the Segment-compatible source by type and outcome: created, updated, unchanged, "
+    "buffered (anonymous), duplicate (messageId seen), rejected, counted (track, page, screen)",
+    ["type", "outcome"],
+)
+
+INGEST_REJECTIONS = Counter(
+    "idgw_ingest_rejections",
+    "Ingested events kept as rejections (GET /v1/ingest/rejections), by reason",
+    ["reason"],
+)
+
 
 def count_refusal(err: GatewayError) -> None:
     """Count a 401, 403 or 429 by its reason (SPEC §5.1: a flood of bad keys is visible)."""

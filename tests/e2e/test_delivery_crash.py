@@ -140,8 +140,10 @@ def test_a_redis_crash_loses_no_accepted_change(tmp_path: Path) -> None:
     root = Path(tempfile.mkdtemp(prefix="idgw-rc-"))
     data = root / "d"
     servers: list[EmbeddedValkey] = []
+    # Not supervised: this test plays the operator who starts Redis again after its crash
+    # (`idgateway serve` restarts its own server by itself: tests/e2e/test_redis_outages.py).
     try:
-        server = EmbeddedValkey(str(data), "always")
+        server = EmbeddedValkey(str(data), "always", supervise=False)
         servers.append(server)
         server.start()
         with delivery_gateway(tmp_path, server.url, ["webhook"], extra_args=("--no-worker",)) as dg:
@@ -165,7 +167,7 @@ def test_a_redis_crash_loses_no_accepted_change(tmp_path: Path) -> None:
             kill_valkeys(data)
             assert not valkey_pids(data)
             server.stop()  # the process is gone; this releases the data dir's lock
-            again = EmbeddedValkey(str(data), "always")
+            again = EmbeddedValkey(str(data), "always", supervise=False)
             servers.append(again)
             again.start()
 
@@ -225,9 +227,7 @@ def test_sigterm_mid_delivery_leaves_nothing_leased(tmp_path: Path, redis_url: s
         second = hook.wait_for(2, timeout=20)[1]
         assert second.json()["data"]["id"] == contact["id"]
         assert second.headers["idempotency-key"] == first.headers["idempotency-key"]
-        # the lease would have held it until first.at + 9 s
-        assert second.at < first.at + 7.0, (
-            f"redelivered {second.at - first.at:.1f}s later: after a lease"
-        )
+        # (no timing asserted here: the queue above already shows the job released, not
+        # leased, whatever the machine's speed)
         time.sleep(1.0)
         assert len(hook.requests) == 2  # exactly one successful delivery

@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import redis
 
-from tests.conftest import free_port, start_gateway, stop_process, wait_ready
+from tests.conftest import (
+    free_port,
+    redis_toml,
+    start_gateway,
+    stop_process,
+    sync_redis,
+    wait_ready,
+)
 from tests.emulators import (
     GIST_TOKEN,
     GROOVE_TOKEN,
@@ -36,6 +42,8 @@ from tests.emulators import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    import redis
 
 SECRET = "sk_test_delivery_0123456789abcdef"
 
@@ -127,7 +135,7 @@ def write_delivery_config(
     section = "\n".join(f"{k} = {_toml_value(v)}" for k, v in delivery.items())
     config = folder / "gateway.toml"
     config.write_text(
-        f'[server]\nport = {port}\n[redis]\nurl = "{redis_url}"\n'
+        f"[server]\nport = {port}\n{redis_toml(redis_url)}"
         f'[logging]\nformat = "json"\n[delivery]\n{section}\n[tenants]\ndir = "tenants"\n'
     )
     return config
@@ -164,7 +172,7 @@ def delivery_gateway(
         log=folder / "gateway.log",
         port=port,
         emulators=emulators,
-        redis=redis.Redis.from_url(redis_url),
+        redis=sync_redis(redis_url),
         extra_args=extra_args,
     )
     try:

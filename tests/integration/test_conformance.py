@@ -160,6 +160,8 @@ def check(expect: dict[str, Any], body: Any) -> list[str]:
         problems.append(f"body: expected exactly {expect['body_exact']!r}, got {body!r}")
     if "violations" in expect:
         errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            errors = body["error"].get("errors")  # the Smooch dialect's own shape (SPEC §5.5)
         got = [(e.get("path"), e.get("code")) for e in errors or [] if isinstance(e, dict)]
         for v in expect["violations"]:
             if (v["path"], v["code"]) not in got:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import socket
 import ssl
 import struct
@@ -631,3 +633,79 @@ async def test_https_checks_the_certificate_of_the_name_while_dialling_the_addre
     assert [s.path for s in server.seen] == ["/secure", "/again"]
     assert names[:2] == ["vendor.test", "other.test"]
     assert server.connections == 3  # vendor.test's connection was kept and reused
+
+
+# --- the transport beneath the guard (aiohttp): what it must not add or do on its own -------
+
+
+def gzipped(handler: Handler) -> None:
+    handler.reply(200, gzip.compress(b"z" * 50_000), Content_Encoding="gzip")
+
+
+async def test_a_body_goes_out_with_only_the_content_type_the_caller_gave(
+    serve: ServerFactory,
+) -> None:
+    server = serve(ok)
+    url = f"http://127.0.0.1:{server.port}/"
+    async with GuardedClient() as client:
+        await client.request("POST", url, content=b"raw", allow_private=True)
+        await client.request(
+            "POST", url, content=b"{}", headers={"content-type": "application/json"},
+            allow_private=True,
+        )  # fmt: skip
+        await client.request("GET", url, allow_private=True)
+    first, second, third = server.seen
+    assert "content-type" not in first.headers
+    assert (first.body, first.headers["content-length"]) == (b"raw", "3")
+    assert second.headers["content-type"] == "application/json"
+    assert "content-length" not in third.headers or third.headers["content-length"] == "0"
+    assert {s.headers["accept"] for s in server.seen} == {"*/*"}
+    assert all("cookie" not in s.headers for s in server.seen)
+
+
+async def test_user_info_in_the_url_becomes_basic_auth(serve: ServerFactory) -> None:
+    server = serve(ok)
+    async with GuardedClient() as client:
+        await client.request(
+            "GET", f"http://key:s%40cret@127.0.0.1:{server.port}/", allow_private=True
+        )
+    [seen] = server.seen
+    assert seen.headers["authorization"] == "Basic " + base64.b64encode(b"key:s@cret").decode()
+
+
+async def test_an_encoded_body_is_decoded_and_the_cap_counts_decoded_bytes(
+    serve: ServerFactory,
+) -> None:
+    server = serve(gzipped)
+    url = f"http://127.0.0.1:{server.port}/"
+    async with GuardedClient() as client:
+        response = await client.request("GET", url, allow_private=True, max_response_bytes=50_000)
+        assert response.body == b"z" * 50_000
+        with pytest.raises(ResponseTooLarge):  # ~100 bytes on the wire, 50 kB decoded
+            await client.request("GET", url, allow_private=True, max_response_bytes=10_000)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+async def test_an_idempotent_request_on_a_reset_connection_is_not_sent_again(
+    serve: ServerFactory, method: str
+) -> None:
+    server = serve(reset)
+    async with GuardedClient() as client:
+        with pytest.raises(OutboundNetworkError):
+            await client.request(
+                method, f"http://127.0.0.1:{server.port}/", content=b"x", allow_private=True
+            )
+    assert len(server.seen) == 1  # one call, one request: retries are the caller's choice
+
+
+async def test_a_header_with_a_line_break_is_refused_before_sending(serve: ServerFactory) -> None:
+    server = serve(ok)
+    async with GuardedClient() as client:
+        with pytest.raises(OutboundNetworkError):
+            await client.request(
+                "GET",
+                f"http://127.0.0.1:{server.port}/",
+                headers={"X-Note": "a\r\nX-Injected: 1"},
+                allow_private=True,
+            )
+    assert server.seen == []

@@ -30,12 +30,22 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import redis
 
-from tests.conftest import free_port, start_gateway, stop_process, uniq, uniq_email, wait_ready
+from tests.conftest import (
+    free_port,
+    redis_toml,
+    start_gateway,
+    stop_process,
+    sync_redis,
+    uniq,
+    uniq_email,
+    wait_ready,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import redis
 
 HEADLINE = "Billing"
 API_TOKEN = "pf-token-0123456789abcdef"
@@ -308,7 +318,7 @@ def write_profile_config(
         )
     config = folder / "gateway.toml"
     config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\n[redis]\nurl = "{redis_url}"\n'
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\n{redis_toml(redis_url)}'
         f'[logging]\nformat = "json"\nlevel = "info"\n[tenants]\ndir = "tenants"\n'
     )
     return config, tenants, template_paths
@@ -318,7 +328,7 @@ def write_profile_config(
 def env(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProfileEnv]:
     folder = tmp_path_factory.mktemp("profiles")
     webhook = ProfileWebhook().start()
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis(redis_url)
     port = free_port()
     process = None
     profile_env = None

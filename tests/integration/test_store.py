@@ -18,8 +18,8 @@ import redis
 from idgateway.errors import IdentityConflict, ValidationFailed
 from idgateway.fields import FieldInput, RecordOp, build_registry, validate
 from idgateway.settings import TenantFile
-from idgateway.store import RecordRepository, Store, TenantKeys, bucket
-from tests.conftest import RunningGateway, uniq, uniq_email
+from idgateway.store import RecordRepository, TenantKeys, bucket
+from tests.conftest import RunningGateway, node_url, open_store, uniq, uniq_email
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -45,7 +45,7 @@ def change(**values: object) -> RecordOp:
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[RecordRepository]:
-    opened = await Store.open(redis_url)
+    opened = await open_store(redis_url)
     yield opened.records
     await opened.close()
 
@@ -146,7 +146,9 @@ def test_identify_is_one_redis_round_trip(gateway: RunningGateway, redis_url: st
         api.post("/v1/identify", json={"traits": {"email": uniq_email()}})  # scripts loaded
         seen: list[str] = []
         stop = threading.Event()
-        watcher = threading.Thread(target=_monitor, args=(redis_url, stop, seen), daemon=True)
+        # on a cluster: the primary of tenant acme's slot
+        server = node_url(redis_url, "idgw:{acme}:outbox")
+        watcher = threading.Thread(target=_monitor, args=(server, stop, seen), daemon=True)
         watcher.start()
         time.sleep(0.3)  # MONITOR is attached
         stop.set()

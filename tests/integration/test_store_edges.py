@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from idgateway.store import DeliveryOutcome, DeliveryQueues, JobResult, Store, TenantKeys
-from tests.conftest import RunningGateway, uniq, uniq_email
+from idgateway.store import DeliveryOutcome, DeliveryQueues, JobResult, TenantKeys
+from tests.conftest import RunningGateway, open_store, uniq, uniq_email
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -21,7 +21,7 @@ WEBHOOK = "webhook"
 
 @pytest.fixture
 async def queues(redis_url: str) -> AsyncIterator[DeliveryQueues]:
-    store = await Store.open(redis_url)
+    store = await open_store(redis_url)
     yield store.deliveries
     await store.close()
 

@@ -2,7 +2,10 @@
 
 Every path under ``/v1/`` (and the ``/compat/`` dialects but Groove's profile source, which
 authenticates by its own token) needs a key; session paths take publishable keys too, within
-the tenant's allowed origins. The principal lands in ``scope["state"]`` for the controllers.
+the tenant's allowed origins. The Smooch dialect takes its clients' own credentials (Basic key
+id and secret, a JWT), the Segment-compatible source write keys only: as the Basic user name,
+checked here, or as the body's ``writeKey``, which its controller checks once it has read the
+body. The principal lands in ``scope["state"]`` for the controllers.
 Checking here, before Litestar routes the request, keeps 401/403 ahead of any look at the body
 and costs far less than Litestar guards, which copy the route handler for every call.
 """
@@ -11,13 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import msgspec
-import structlog
-
 from idgateway.api._cors import is_session_path
 from idgateway.api._limits import spend_unknown_key
-from idgateway.api._problems import PROBLEM_JSON, problem_body
+from idgateway.api._problems import SEGMENT_PATHS, SMOOCH_PATHS, error_parts
 from idgateway.errors import Forbidden, GatewayError, Malformed, RateLimited, Unauthorized
+from idgateway.logging import bind_request
 from idgateway.metrics import count_refusal
 from idgateway.store import UNAVAILABLE
 
@@ -26,10 +27,10 @@ if TYPE_CHECKING:
 
     from idgateway.api._asgi import ASGIApp, Receive, Scope, Send
     from idgateway.api._deps import Gateway
+    from idgateway.api.auth import Principal
     from idgateway.settings import Rate
     from idgateway.store import Store
 
-_encode = msgspec.json.Encoder().encode
 _NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
@@ -77,18 +78,37 @@ def authentication(app: ASGIApp, gateway: Gateway, store_of: Callable[[], Store 
             await app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        path = scope["path"]
         try:
-            authorization = headers.get(b"authorization")
-            publishable = headers.get(b"x-idgw-key")
-            sessions = is_session_path(scope["path"])
-            principal = gateway.keys.authenticate(
-                authorization.decode("latin-1") if authorization is not None else None,
-                publishable.decode("latin-1") if publishable is not None else None,
-                allow_publishable=sessions,
+            raw_authorization = headers.get(b"authorization")
+            authorization = (
+                raw_authorization.decode("latin-1") if raw_authorization is not None else None
             )
-            structlog.contextvars.bind_contextvars(tenant=principal.tenant_id)
+            sessions = False
+            principal: Principal | None
+            if path.startswith(SEGMENT_PATHS):
+                # Without a Basic header the key is the body's `writeKey` (api/segment.py).
+                principal = (
+                    gateway.keys.authenticate_write(authorization, None)
+                    if authorization is not None
+                    else None
+                )
+            elif path.startswith(SMOOCH_PATHS) and (
+                authorization is not None or b"x-idgw-key" not in headers
+            ):
+                principal = gateway.keys.authenticate_smooch(authorization)
+            else:
+                publishable = headers.get(b"x-idgw-key")
+                sessions = is_session_path(path)
+                principal = gateway.keys.authenticate(
+                    authorization,
+                    publishable.decode("latin-1") if publishable is not None else None,
+                    allow_publishable=sessions,
+                )
+            if principal is not None:
+                bind_request(tenant=principal.tenant_id)
             origin = headers.get(b"origin")
-            if sessions and principal.kind == "publishable" and origin is not None:
+            if sessions and principal and principal.kind == "publishable" and origin is not None:
                 allowed = gateway.tenant(principal.tenant_id).config.allowed_origins
                 if origin.decode("latin-1") not in allowed:
                     raise Forbidden("this origin is not allowed for this key", reason="origin")
@@ -100,14 +120,15 @@ def authentication(app: ASGIApp, gateway: Gateway, store_of: Callable[[], Store 
             if isinstance(exc, Unauthorized):
                 err = await _refuse(exc, scope, store_of, unknown_rate)
             count_refusal(err)
-            response_headers = [(b"content-type", PROBLEM_JSON.encode())]
-            response_headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
-            await send(
-                {"type": "http.response.start", "status": err.status, "headers": response_headers}
-            )
-            await send({"type": "http.response.body", "body": _encode(problem_body(err))})
+            status, media_type, body, extra = error_parts(err, path)
+            response_headers = [(b"content-type", media_type.encode())]
+            response_headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+            start = {"type": "http.response.start", "status": status, "headers": response_headers}
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
             return
-        scope.setdefault("state", {})["principal"] = principal
+        if principal is not None:
+            scope.setdefault("state", {})["principal"] = principal
         await app(scope, receive, send)
 
     return middleware

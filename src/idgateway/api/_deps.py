@@ -10,16 +10,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from litestar import Request  # noqa: TC002 (Litestar reads providers' hints at run time)
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from idgateway.api._limits import client_address, limits_for
 from idgateway.errors import NotFound, Unauthorized, Unavailable
-from idgateway.profiles import ProfileService  # noqa: TC001 (as above)
-from idgateway.store import RateLimit, Store  # noqa: TC001 (as above)
-from idgateway.tenancy import Tenant  # noqa: TC001 (as above)
+from idgateway.profiles import ProfileService
+from idgateway.store import RateLimit, Store
+from idgateway.tenancy import Tenant
 
 if TYPE_CHECKING:
     from idgateway.api.auth import KeyRing, Principal
@@ -56,6 +56,8 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise Unavailable("the store is not connected")
+    if runtime.store.refusal is not None:  # a Redis of the wrong kind (store/_store.py)
+        raise Unavailable(runtime.store.refusal)
     return runtime
 
 
@@ -93,6 +95,14 @@ def provide_limits(request: Request[Any, Any, Any]) -> list[RateLimit]:
 def provide_publishable(request: Request[Any, Any, Any]) -> bool:
     return principal(request).kind == "publishable"
 
+
+# What a handler names to get each provider's value. Litestar 3 will no longer infer a
+# dependency from a parameter's name alone; these say it outright.
+TenantDep: TypeAlias = NamedDependency[Tenant]
+StoreDep: TypeAlias = NamedDependency[Store]
+ProfilesDep: TypeAlias = NamedDependency[ProfileService]
+LimitsDep: TypeAlias = NamedDependency[list[RateLimit]]
+PublishableDep: TypeAlias = NamedDependency[bool]
 
 DEPENDENCIES = {
     "tenant": Provide(provide_tenant, sync_to_thread=False),

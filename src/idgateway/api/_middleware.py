@@ -1,4 +1,4 @@
-"""Request id and one log line per request."""
+"""Request id, HTTP metrics and one log line per request."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
+
+from idgateway.api import _http_metrics as http_metrics
+from idgateway.logging import new_request
 
 if TYPE_CHECKING:
     from idgateway.api._asgi import ASGIApp, Message, Receive, Scope, Send
@@ -22,9 +25,11 @@ CLIENT_GONE = "idgw.client_gone"
 
 
 def request_context(app: ASGIApp) -> ASGIApp:
-    """Bind ``request_id`` (from ``X-Request-Id`` when sane, else new) for the request's logs,
-    echo it in the response, and log method, path (no query: it may hold emails), status and
-    duration: 2xx/3xx at debug, 4xx/5xx at info, any request over a second at warning."""
+    """Around every request: a request id (from ``X-Request-Id`` when sane, else new) for its
+    logs, echoed in the response; the request counted in the HTTP metrics (by method, route
+    template, status; ``api/_http_metrics.py``); and one log line with method, path (no query:
+    it may hold emails), status and duration: 2xx/3xx at debug, 4xx/5xx at info, any request
+    over a second at warning."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,10 +37,12 @@ def request_context(app: ASGIApp) -> ASGIApp:
             return
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         rid = given if given and _REQUEST_ID.match(given) else os.urandom(8).hex().encode()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=rid.decode())
-        status = 500
+        new_request(rid.decode())
+        method = scope["method"]
+        status = 0  # until a response starts
         started = time.perf_counter()
+        running = http_metrics.running(method)
+        running.inc()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -55,7 +62,15 @@ def request_context(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive_wrapper, send_wrapper)
         finally:
+            if not status:
+                # Nothing was answered: the client hung up mid-body (the lean path answers
+                # nobody then), which is a 400 as on Litestar's routes; or the app failed.
+                status = 400 if scope.get(CLIENT_GONE) else 500
             seconds = time.perf_counter() - started
+            running.dec()
+            # The route's template, as Litestar's router (or the lean path) recorded it.
+            template = scope.get("path_template") or http_metrics.UNMATCHED
+            http_metrics.finished(method, template, status, seconds)
             # Successful requests are logged at debug: one JSON line per request costs more
             # than an identify's validation. Refusals at info, slow requests at warning.
             level = (
@@ -69,7 +84,7 @@ def request_context(app: ASGIApp) -> ASGIApp:
                 log.log(
                     level,
                     "request",
-                    method=scope["method"],
+                    method=method,
                     path=scope["path"],
                     status=status,
                     duration_ms=round(seconds * 1000, 2),

@@ -1,70 +1,147 @@
 """Vendor dialects (SPEC §5.5): Gist identify, Smooch appusers, the Groove custom-profile
-source. Existing client code points at these paths unchanged."""
+source. Existing client code points at these paths unchanged: Smooch's SDKs authenticate with
+their own credentials (``api/auth.py``) and read errors in Smooch's shape
+(``api/_problems.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Annotated, Any
 
-from litestar import Request, Response, get, post, put
-from litestar.params import Body, Parameter
+from litestar import Request, Response, delete, get, post, put
+from litestar.openapi import ResponseSpec
+from litestar.params import Body, FromPath, Parameter
 from litestar.router import Router
 
 from idgateway import service
-from idgateway.api._deps import gateway
+from idgateway.api._deps import LimitsDep, StoreDep, TenantDep, gateway
 from idgateway.api._limits import IN_WRITE, client_address, spend_unknown_key
+from idgateway.api._openapi import SECRET, SMOOCH, problems, smooch_errors
 from idgateway.api.records import IdentifyResponse
 from idgateway.dialects.gist import GistIdentify, translate_gist
-from idgateway.dialects.smooch import (
-    SmoochAppUserResponse,
-    SmoochAppUserUpdate,
-    app_user,
-    translate_smooch,
-)
-from idgateway.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from idgateway.dialects.smooch import SmoochAppUserResponse, SmoochAppUserUpdate, app_user
+from idgateway.errors import Forbidden, Unauthorized, ValidationFailed
 from idgateway.fields import Violation
 from idgateway.model import GROOVE_RESERVED, InvalidValue, flatten_record, normalize_email
-from idgateway.store import RateLimit, Store
-from idgateway.tenancy import Tenant
 
 
-@post("/gist/identify", status_code=200, opt=IN_WRITE, summary="Gist identify(user_id, properties)")
+@post(
+    "/gist/identify",
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Gist identify(user_id, properties)",
+    security=SECRET,
+    responses={
+        201: ResponseSpec(IdentifyResponse, description="The contact was created"),
+        **problems(409, 413, 422),
+    },
+)
 async def gist_identify(
-    tenant: Tenant, store: Store, limits: list[RateLimit], data: Annotated[GistIdentify, Body()]
+    tenant: TenantDep, store: StoreDep, limits: LimitsDep, data: Annotated[GistIdentify, Body()]
 ) -> Response[IdentifyResponse]:
     call = translate_gist(data, tenant.contacts)
     return IdentifyResponse.of(await service.identify(store, tenant, call, limits))
 
 
 _APPUSER = "/smooch/v1.1/apps/{app_id:str}/appusers/{user_id:str}"
+# An app-scoped client (smooch-core with `scope: "app"`) leaves the app out: it is the key's.
+_APPUSER_OF_KEY = "/smooch/v1.1/appusers/{user_id:str}"
 
 
-@put(_APPUSER, status_code=200, opt=IN_WRITE, summary="Smooch Update App User")
+_PUT_ERRORS = smooch_errors(404, 409, 413, 422)
+_GET_ERRORS = smooch_errors(404)
+
+
+@put(
+    _APPUSER,
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Smooch Update App User",
+    security=SMOOCH,
+    responses=_PUT_ERRORS,
+)
 async def smooch_put(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
-    app_id: str,
-    user_id: str,
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    app_id: FromPath[str],
+    user_id: FromPath[str],
     data: Annotated[SmoochAppUserUpdate, Body()],
 ) -> SmoochAppUserResponse:
-    service.check_smooch_app(tenant, app_id)
-    outcome = await service.identify(
-        store, tenant, translate_smooch(user_id, data, tenant.contacts), limits
-    )
-    assert outcome.contact is not None
-    return app_user(outcome.contact)
+    """``user_id`` is the app's ``userId`` or the contact's ``_id``."""
+    return app_user(await service.smooch_update(store, tenant, app_id, user_id, data, limits))
 
 
-@get(_APPUSER, summary="Smooch Get App User")
+@get(_APPUSER, summary="Smooch Get App User", security=SMOOCH, responses=_GET_ERRORS)
 async def smooch_get(
-    tenant: Tenant, store: Store, app_id: str, user_id: str
+    tenant: TenantDep, store: StoreDep, app_id: FromPath[str], user_id: FromPath[str]
 ) -> SmoochAppUserResponse:
-    service.check_smooch_app(tenant, app_id)
-    found = await service.contact_by(store, tenant, "external_id", user_id)
-    if found is None:
-        raise NotFound("no app user with this userId")
-    return app_user(found)
+    return app_user(await service.smooch_app_user(store, tenant, app_id, user_id))
+
+
+@delete(
+    _APPUSER,
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Smooch Delete App User (erasure)",
+    security=SMOOCH,
+    responses=_GET_ERRORS,
+)
+async def smooch_delete(
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    app_id: FromPath[str],
+    user_id: FromPath[str],
+) -> dict[str, Any]:
+    """Erases the contact, as ``DELETE /v1/contacts/{id}``."""
+    await service.smooch_delete(store, tenant, app_id, user_id, limits)
+    return {}
+
+
+@put(
+    _APPUSER_OF_KEY,
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Smooch Update App User (app scope)",
+    security=SMOOCH,
+    responses=_PUT_ERRORS,
+)
+async def smooch_put_of_key(
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    user_id: FromPath[str],
+    data: Annotated[SmoochAppUserUpdate, Body()],
+) -> SmoochAppUserResponse:
+    return app_user(await service.smooch_update(store, tenant, None, user_id, data, limits))
+
+
+@get(
+    _APPUSER_OF_KEY,
+    summary="Smooch Get App User (app scope)",
+    security=SMOOCH,
+    responses=_GET_ERRORS,
+)
+async def smooch_get_of_key(
+    tenant: TenantDep, store: StoreDep, user_id: FromPath[str]
+) -> SmoochAppUserResponse:
+    return app_user(await service.smooch_app_user(store, tenant, None, user_id))
+
+
+@delete(
+    _APPUSER_OF_KEY,
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Smooch Delete App User (app scope)",
+    security=SMOOCH,
+    responses=_GET_ERRORS,
+)
+async def smooch_delete_of_key(
+    tenant: TenantDep, store: StoreDep, limits: LimitsDep, user_id: FromPath[str]
+) -> dict[str, Any]:
+    await service.smooch_delete(store, tenant, None, user_id, limits)
+    return {}
 
 
 def _token_digest(token: str) -> bytes:
@@ -75,10 +152,15 @@ def _token_digest(token: str) -> bytes:
     "/groove/custom-profile",
     summary="Groove Custom Profile webhook source",
     media_type="application/json",
+    security=[{"grooveToken": []}],
+    responses={
+        404: ResponseSpec(dict[str, Any], description="No contact has this email: an empty object"),
+        **problems(422),
+    },
 )
 async def groove_custom_profile(
     request: Request[Any, Any, Any],
-    store: Store,
+    store: StoreDep,
     email: Annotated[str | None, Parameter(description="the customer's email")] = None,
     api_token: Annotated[
         str | None, Parameter(description="the tenant's compat.groove_api_token")
@@ -115,6 +197,15 @@ async def groove_custom_profile(
 
 compat_router = Router(
     path="/compat",
-    route_handlers=[gist_identify, smooch_put, smooch_get, groove_custom_profile],
+    route_handlers=[
+        gist_identify,
+        smooch_put,
+        smooch_get,
+        smooch_delete,
+        smooch_put_of_key,
+        smooch_get_of_key,
+        smooch_delete_of_key,
+        groove_custom_profile,
+    ],
     tags=["vendor dialects"],
 )

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from litestar import get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, Parameter
 from litestar.router import Router
 
 from idgateway import service
+from idgateway.api._deps import StoreDep, TenantDep
+from idgateway.api._openapi import SECRET, problems
 from idgateway.delivery import DeliveryPage, dry_run, list_deliveries
 from idgateway.errors import Malformed, NotFound
-from idgateway.store import Store
-from idgateway.tenancy import Tenant
+
+if TYPE_CHECKING:
+    from idgateway.tenancy import Tenant
 
 _CURSOR = {"dead": r"^\d{1,20}-\d{1,20}$", "delivered": r"^\d{1,20}$"}
 
@@ -24,14 +27,16 @@ def _vendor(tenant: Tenant, vendor: str | None) -> None:
 
 
 @get(
-    "/deliveries", summary="Delivery records: dead letters (default), queued, in flight, delivered"
+    "/deliveries",
+    summary="Delivery records: dead letters (default), queued, in flight, delivered",
+    responses=problems(404),
 )
 async def deliveries(
-    tenant: Tenant,
-    store: Store,
-    vendor: str | None = None,
-    status: Literal["dead", "queued", "in_flight", "delivered"] = "dead",
-    cursor: str | None = None,
+    tenant: TenantDep,
+    store: StoreDep,
+    vendor: FromQuery[str | None] = None,
+    status: FromQuery[Literal["dead", "queued", "in_flight", "delivered"]] = "dead",
+    cursor: FromQuery[str | None] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
 ) -> DeliveryPage:
     _vendor(tenant, vendor)
@@ -46,8 +51,11 @@ async def deliveries(
     "/deliveries/{delivery_id:str}/replay",
     status_code=202,
     summary="Put a dead delivery back in the queue",
+    responses=problems(404),
 )
-async def replay_delivery(tenant: Tenant, store: Store, delivery_id: str) -> dict[str, str]:
+async def replay_delivery(
+    tenant: TenantDep, store: StoreDep, delivery_id: FromPath[str]
+) -> dict[str, str]:
     done = await store.deliveries.replay(tenant.id, delivery_id)
     if done is None:
         raise NotFound("no dead delivery with this id")
@@ -58,9 +66,13 @@ async def replay_delivery(tenant: Tenant, store: Store, delivery_id: str) -> dic
     "/contacts/{contact_id:str}/dry-run",
     status_code=200,
     summary="The requests a delivery would send, without sending",
+    responses=problems(404),
 )
 async def contact_dry_run(
-    tenant: Tenant, store: Store, contact_id: str, vendor: str | None = None
+    tenant: TenantDep,
+    store: StoreDep,
+    contact_id: FromPath[str],
+    vendor: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     _vendor(tenant, vendor)
     contact = await service.get_contact(store, tenant, contact_id)
@@ -78,4 +90,5 @@ deliveries_router = Router(
     path="/v1",
     route_handlers=[deliveries, replay_delivery, contact_dry_run],
     tags=["deliveries"],
+    security=SECRET,
 )

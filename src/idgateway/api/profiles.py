@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.router import Router
 
-from idgateway.profiles import ProfileService, RenderedProfile
-from idgateway.tenancy import Tenant
+from idgateway.api._deps import ProfilesDep, TenantDep
+from idgateway.api._openapi import SECRET, problems
+from idgateway.profiles import RenderedProfile
 
 
 class PreviewRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -26,13 +27,18 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-@get("/contacts/{contact_id:str}/profile", summary="The contact's rendered profile (HTML or JSON)")
+@get(
+    "/contacts/{contact_id:str}/profile",
+    summary="The contact's rendered profile (HTML, or JSON with Accept: application/json)",
+    media_type="text/html",
+    responses=problems(404, 502),
+)
 async def contact_profile(
     request: Request[Any, Any, Any],
-    tenant: Tenant,
-    profiles: ProfileService,
-    contact_id: str,
-    refresh: bool = False,
+    tenant: TenantDep,
+    profiles: ProfilesDep,
+    contact_id: FromPath[str],
+    refresh: FromQuery[bool] = False,
 ) -> Response[Any]:
     rendered = await profiles.render(tenant, contact_id, refresh=refresh)
     if _wants_json(request):
@@ -45,17 +51,23 @@ async def contact_profile(
     "/contacts/{contact_id:str}/messages",
     status_code=202,
     summary="A new customer message: refresh the profile data",
+    responses=problems(404),
 )
 async def contact_message(
-    tenant: Tenant, profiles: ProfileService, contact_id: str
+    tenant: TenantDep, profiles: ProfilesDep, contact_id: FromPath[str]
 ) -> dict[str, str]:
     await profiles.new_message(tenant, contact_id)
     return {"status": "accepted"}
 
 
-@post("/profile/preview", status_code=200, summary="Fetch and render for an email without saving")
+@post(
+    "/profile/preview",
+    status_code=200,
+    summary="Fetch and render for an email without saving",
+    responses=problems(404, 413, 422, 502),
+)
 async def profile_preview(
-    tenant: Tenant, profiles: ProfileService, data: Annotated[PreviewRequest, Body()]
+    tenant: TenantDep, profiles: ProfilesDep, data: Annotated[PreviewRequest, Body()]
 ) -> RenderedProfile:
     return await profiles.preview(tenant, data.email, data.template)
 
@@ -64,4 +76,5 @@ profiles_router = Router(
     path="/v1",
     route_handlers=[contact_profile, contact_message, profile_preview],
     tags=["profiles"],
+    security=SECRET,
 )

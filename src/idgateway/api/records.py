@@ -6,11 +6,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
-from litestar.params import Body, Parameter
+from litestar.openapi import ResponseSpec
+from litestar.params import Body, FromPath, Parameter
 from litestar.router import Router
 
 from idgateway import service
+from idgateway.api._deps import LimitsDep, StoreDep, TenantDep
 from idgateway.api._limits import IN_WRITE
+from idgateway.api._openapi import SECRET, problems
 from idgateway.dialects.unified import (
     GroupRequest,
     IdentifyRequest,
@@ -18,8 +21,6 @@ from idgateway.dialects.unified import (
     translate_identify,
 )
 from idgateway.model import Company, Contact
-from idgateway.store import RateLimit, Store
-from idgateway.tenancy import Tenant
 
 if TYPE_CHECKING:
     from idgateway.service import Outcome
@@ -46,38 +47,57 @@ class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
     from_: str = msgspec.field(name="from")
 
 
-@post("/identify", status_code=200, opt=IN_WRITE, summary="Identify a contact (and its company)")
+@post(
+    "/identify",
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Identify a contact (and its company)",
+    responses={
+        201: ResponseSpec(IdentifyResponse, description="The contact was created"),
+        **problems(404, 409, 413, 422),
+    },
+)
 async def identify(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
     data: Annotated[IdentifyRequest, Body()],
 ) -> Response[IdentifyResponse]:
     call = translate_identify(data, tenant.contacts, tenant.companies)
     return IdentifyResponse.of(await service.identify(store, tenant, call, limits))
 
 
-@post("/group", status_code=200, opt=IN_WRITE, summary="Identify a company and link a contact")
+@post(
+    "/group",
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Identify a company and link a contact",
+    responses=problems(404, 409, 413, 422),
+)
 async def group(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
     data: Annotated[GroupRequest, Body()],
 ) -> Response[IdentifyResponse]:
     call = translate_group(data, tenant.contacts, tenant.companies)
     return IdentifyResponse.of(await service.apply(store, tenant, call, limits), created_status=200)
 
 
-@get("/contacts/{contact_id:str}", summary="Get a contact")
-async def get_contact(tenant: Tenant, store: Store, contact_id: str) -> Contact:
+@get("/contacts/{contact_id:str}", summary="Get a contact", responses=problems(404))
+async def get_contact(tenant: TenantDep, store: StoreDep, contact_id: FromPath[str]) -> Contact:
     return await service.get_contact(store, tenant, contact_id)
 
 
-@get("/contacts", summary="Find a contact by an identifying value")
+@get(
+    "/contacts",
+    summary="Find a contact by an identifying value",
+    responses=problems(404, 422),
+)
 async def find_contact(
     request: Request[Any, Any, Any],
-    tenant: Tenant,
-    store: Store,
+    tenant: TenantDep,
+    store: StoreDep,
     email: Annotated[str | None, Parameter(description="primary or secondary email")] = None,
     user_id: Annotated[str | None, Parameter(description="external id")] = None,
     phone: Annotated[str | None, Parameter(description="E.164 or national number")] = None,
@@ -85,33 +105,49 @@ async def find_contact(
     return await service.find_contact(store, tenant, dict(request.query_params.items()))
 
 
-@delete("/contacts/{contact_id:str}", status_code=204, opt=IN_WRITE, summary="Erase a contact")
+@delete(
+    "/contacts/{contact_id:str}",
+    status_code=204,
+    opt=IN_WRITE,
+    summary="Erase a contact",
+    responses=problems(404),
+)
 async def delete_contact(
-    tenant: Tenant, store: Store, limits: list[RateLimit], contact_id: str
+    tenant: TenantDep, store: StoreDep, limits: LimitsDep, contact_id: FromPath[str]
 ) -> None:
     await service.erase_contact(store, tenant, contact_id, limits)
 
 
-@post("/contacts/merge", status_code=200, opt=IN_WRITE, summary="Merge one contact into another")
+@post(
+    "/contacts/merge",
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Merge one contact into another",
+    responses=problems(404, 413, 422),
+)
 async def merge_contacts(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
     data: Annotated[MergeRequest, Body()],
 ) -> Contact:
     return await service.merge_contacts(store, tenant, data.into, data.from_, limits)
 
 
-@get("/companies/{company_id:str}", summary="Get a company")
-async def get_company(tenant: Tenant, store: Store, company_id: str) -> Company:
+@get("/companies/{company_id:str}", summary="Get a company", responses=problems(404))
+async def get_company(tenant: TenantDep, store: StoreDep, company_id: FromPath[str]) -> Company:
     return await service.get_company(store, tenant, company_id)
 
 
-@get("/companies", summary="Find a company by an identifying value")
+@get(
+    "/companies",
+    summary="Find a company by an identifying value",
+    responses=problems(404, 422),
+)
 async def find_company(
     request: Request[Any, Any, Any],
-    tenant: Tenant,
-    store: Store,
+    tenant: TenantDep,
+    store: StoreDep,
     domain: Annotated[str | None, Parameter(description="primary or secondary domain")] = None,
 ) -> Company:
     return await service.find_company(store, tenant, dict(request.query_params.items()))
@@ -130,4 +166,5 @@ records_router = Router(
         find_company,
     ],
     tags=["records"],
+    security=SECRET,
 )

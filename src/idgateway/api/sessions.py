@@ -6,15 +6,15 @@ from typing import Annotated
 
 import msgspec
 from litestar import Response, delete, get, post
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.router import Router
 
 from idgateway import service
+from idgateway.api._deps import LimitsDep, PublishableDep, StoreDep, TenantDep
 from idgateway.api._limits import IN_WRITE
+from idgateway.api._openapi import BROWSER, problems
 from idgateway.dialects.groove import CallsRequest
 from idgateway.model import Company, Contact, Session
-from idgateway.store import RateLimit, Store
-from idgateway.tenancy import Tenant
 
 
 class CallsResponse(msgspec.Struct):
@@ -24,18 +24,24 @@ class CallsResponse(msgspec.Struct):
     discarded: list[str]
 
 
-@post("/", status_code=201, opt=IN_WRITE, summary="Mint a browser session")
-async def mint_session(tenant: Tenant, store: Store, limits: list[RateLimit]) -> Session:
+@post("/", status_code=201, opt=IN_WRITE, summary="Mint a browser session", responses=problems())
+async def mint_session(tenant: TenantDep, store: StoreDep, limits: LimitsDep) -> Session:
     return await service.mint_session(store, tenant, limits)
 
 
-@post("/{session_id:str}/calls", status_code=200, opt=IN_WRITE, summary="Apply Groove widget calls")
+@post(
+    "/{session_id:str}/calls",
+    status_code=200,
+    opt=IN_WRITE,
+    summary="Apply Groove widget calls",
+    responses=problems(404, 409, 413, 422),
+)
 async def session_calls(
-    tenant: Tenant,
-    store: Store,
-    limits: list[RateLimit],
-    publishable: bool,
-    session_id: str,
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    publishable: PublishableDep,
+    session_id: FromPath[str],
     data: Annotated[CallsRequest, Body()],
 ) -> CallsResponse:
     result, discarded = await service.session_calls(
@@ -44,14 +50,26 @@ async def session_calls(
     return CallsResponse(result.session, result.contact, result.company, discarded)
 
 
-@get("/{session_id:str}", summary="A browser session")
-async def get_session(tenant: Tenant, store: Store, publishable: bool, session_id: str) -> Session:
+@get("/{session_id:str}", summary="A browser session", responses=problems(404))
+async def get_session(
+    tenant: TenantDep, store: StoreDep, publishable: PublishableDep, session_id: FromPath[str]
+) -> Session:
     return await service.get_session(store, tenant, session_id, publishable=publishable)
 
 
-@delete("/{session_id:str}", status_code=204, opt=IN_WRITE, summary="Log out: delete the session")
+@delete(
+    "/{session_id:str}",
+    status_code=204,
+    opt=IN_WRITE,
+    summary="Log out: delete the session",
+    responses=problems(404),
+)
 async def logout(
-    tenant: Tenant, store: Store, limits: list[RateLimit], publishable: bool, session_id: str
+    tenant: TenantDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    publishable: PublishableDep,
+    session_id: FromPath[str],
 ) -> Response[None]:
     await service.logout(store, tenant, session_id, publishable=publishable, limits=limits)
     return Response(None, status_code=204)
@@ -61,4 +79,5 @@ sessions_router = Router(
     path="/v1/sessions",
     route_handlers=[mint_session, session_calls, get_session, logout],
     tags=["sessions"],
+    security=BROWSER,
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING
 
 import structlog
@@ -11,7 +10,7 @@ import structlog
 from idgateway.delivery._registry import registry
 from idgateway.delivery._worker import Lane, LaneConfig, consumer_name, vendor_fingerprint
 from idgateway.net import GuardedClient
-from idgateway.store import UNAVAILABLE, Store
+from idgateway.store import Store, describe, wait_for_redis
 from idgateway.tenancy import build_tenants
 
 if TYPE_CHECKING:
@@ -30,10 +29,15 @@ async def _trim_quiet_tenants(
         for tenant in tenants:
             try:
                 await queues.trim(tenant, tail=QUIET_TAIL)
-            except UNAVAILABLE as exc:
-                log.warning("outbox trim failed", tenant=tenant, error=str(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=60)
+            except Exception as exc:  # UNAVAILABLE, and redis-py cluster internals: retried
+                log.warning(
+                    "outbox trim failed", tenant=tenant, error=f"{type(exc).__name__}: {exc}"
+                )
+        waiter = asyncio.ensure_future(stop.wait())  # not wait_for: see _worker._sleep
+        try:
+            await asyncio.wait({waiter}, timeout=60)
+        finally:
+            waiter.cancel()
 
 
 def lane_configs(
@@ -64,10 +68,27 @@ def lane_configs(
 
 
 async def run_worker(
-    settings: Settings, redis_url: str, stop: asyncio.Event, *, only_vendor: str | None = None
+    settings: Settings,
+    redis_url: str,
+    stop: asyncio.Event,
+    *,
+    only_vendor: str | None = None,
+    check: bool = True,
 ) -> None:
-    """Deliver until ``stop`` is set, then finish or release what is in flight."""
-    store = await Store.open(redis_url, cluster=settings.gateway.redis.cluster, reader=True)
+    """Deliver until ``stop`` is set, then finish or release what is in flight.
+
+    With ``check`` it first waits until a seed of ``redis_url`` answers (saying so in the log
+    while none does: a worker started before its Redis is not silent) and refuses the wrong
+    kind of server.
+
+    Raises:
+        ServerKindMismatch: ``redis.cluster`` does not match the server.
+    """
+    cluster = settings.gateway.redis.cluster
+    if check and not await wait_for_redis(redis_url, cluster=cluster, stop=stop):
+        log.info("worker stopped before redis answered")
+        return
+    store = await Store.open(redis_url, cluster=cluster, reader=True, attempts=20)
     delivery = settings.gateway.delivery
     consumer = consumer_name()
     configs = lane_configs(settings, consumer, only_vendor)
@@ -78,7 +99,13 @@ async def run_worker(
         max_connections=max(10, delivery.concurrency * max(1, len(configs))),
     )
     lanes = [Lane(config, store.deliveries, http) for config in configs]
-    log.info("worker started", lanes=len(lanes), consumer=consumer)
+    log.info(
+        "worker started",
+        lanes=len(lanes),
+        consumer=consumer,
+        redis=describe(redis_url),
+        cluster=cluster,
+    )
     quiet = [t.id for t in settings.tenants.values() if not any(v.enabled for v in t.vendors)]
     try:
         await asyncio.gather(

@@ -44,7 +44,7 @@ from idgateway.delivery._metrics import DELIVERIES, DELIVERY_SECONDS, OUTCOME_WR
 from idgateway.delivery._plan import PlanTooLong, Verdict, classify, drive_plan
 from idgateway.model import Company, format_epoch_ms, now_ms
 from idgateway.net import BlockedDestination, OutboundError
-from idgateway.store import UNAVAILABLE, DeliveryOutcome, JobResult, JobState
+from idgateway.store import DeliveryOutcome, JobResult, JobState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -208,8 +208,10 @@ class Lane:
                     self.tenant_id, c.vendor, c.consumer, count=1000, block_ms=c.block_ms
                 )
                 await self._schedule(events)
-            except UNAVAILABLE as exc:
-                log.warning("outbox read failed; retrying", vendor=c.vendor, error=str(exc))
+            except Exception as exc:  # UNAVAILABLE, and redis-py cluster internals: retried
+                if "NOGROUP" in str(exc):
+                    grouped = False  # the stream or group is gone (a lost write): recreate it
+                self._loop_failed("outbox read failed; retrying", exc)
                 await _sleep(stop, 1.0)
 
     # --- dispatch ---------------------------------------------------------------------------
@@ -263,8 +265,8 @@ class Lane:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            except UNAVAILABLE as exc:
-                log.warning("claim failed; retrying", vendor=c.vendor, error=str(exc))
+            except Exception as exc:  # UNAVAILABLE, and redis-py cluster internals: retried
+                self._loop_failed("claim failed; retrying", exc)
                 await _sleep(stop, 1.0)
 
     async def _run(self, job: Job) -> None:
@@ -464,7 +466,7 @@ class Lane:
                 try:
                     await self.queues.complete(self.tenant_id, c.vendor, c.coalesce_ms, batch)
                     break
-                except UNAVAILABLE as exc:
+                except Exception as exc:  # UNAVAILABLE, and redis-py cluster internals
                     attempt += 1
                     OUTCOME_WRITE_FAILURES.labels(self.tenant_id, c.vendor).inc()
                     if stop.is_set():
@@ -488,10 +490,25 @@ class Lane:
     async def housekeeping(self, stop: asyncio.Event, every: float = 10.0) -> None:
         while not stop.is_set():
             await _sleep(stop, every)
+            if stop.is_set():
+                break
             try:
                 await self.queues.trim(self.tenant_id, groups=list(self.config.peers))
-            except UNAVAILABLE as exc:
-                log.warning("outbox trim failed", error=str(exc))
+            except Exception as exc:  # UNAVAILABLE, and redis-py cluster internals: retried
+                self._loop_failed("outbox trim failed", exc)
+
+    def _loop_failed(self, event: str, exc: Exception) -> None:
+        """A loop's failed step: logged, then retried by the loop. Besides UNAVAILABLE,
+        redis-py's cluster client lets errors of its own internals escape around a failover
+        (AttributeError on a connection closed under it, RuntimeError from a closed
+        transport); a loop that let one escape would die, and its lane deliver nothing until
+        the process restarts."""
+        log.warning(
+            event,
+            tenant=self.tenant_id,
+            vendor=self.vendor,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("lane started", tenant=self.tenant_id, vendor=self.vendor)
@@ -502,25 +519,51 @@ class Lane:
         ]
         completer = asyncio.create_task(self.complete(stop))
         await stop.wait()
+        # The shutdown budget (SPEC §10: the process ends within delivery.timeout + 5 s):
+        # deliveries in flight get their timeout, recording outcomes 1.5 s more.
+        timeout = self.config.delivery.timeout
+        deadline = time.monotonic() + timeout + 2
         for task in loops:
             task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
-        # Graceful: let deliveries in flight finish within the timeout, release the rest.
-        if self._tasks:
-            _done, pending = await asyncio.wait(
-                self._tasks, timeout=self.config.delivery.timeout + 1
-            )
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        # Let deliveries in flight finish within the timeout (their HTTP calls end by
+        # themselves within it: it is the client's timeout), release the rest. No unbounded
+        # gather: a loop blocked in a Redis call that missed its cancel (see _sleep) must not
+        # hold the shutdown for a socket timeout.
+        in_flight = set(self._tasks)
+        _done, pending = await asyncio.wait([*loops, *in_flight], timeout=timeout + 0.5)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=0.5)  # cancelled deliveries hand in "release"
         self._done_event.set()
-        await completer
+        # Recording outcomes gives up SHUTDOWN_FLUSH_S after stop once Redis fails, but one
+        # call to a Redis that hangs lasts a socket timeout: the deadline bounds that too.
+        # Unrecorded jobs keep their lease and are delivered again once it runs out.
+        try:
+            await asyncio.wait_for(completer, timeout=max(0.5, deadline - time.monotonic()))
+        except TimeoutError:
+            log.error(
+                "outcomes not recorded before shutdown; their jobs are delivered again "
+                "once their leases run out",
+                tenant=self.tenant_id,
+                vendor=self.vendor,
+                jobs=len(self._done),
+            )
         log.info("lane stopped", tenant=self.tenant_id, vendor=self.vendor)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    """Until ``stop`` is set or ``seconds`` have passed. Not ``asyncio.wait_for``: on Python
+    3.11 it can swallow a cancellation that arrives as its inner wait completes, and a loop
+    that missed Lane.run's cancel went on to one more Redis call, holding the shutdown for its
+    whole socket timeout."""
+    if stop.is_set():
+        return
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
 
 
 def consumer_name() -> str:

@@ -1,9 +1,10 @@
-"""The Smooch dialect (seed 004, SPEC §5.5): ``PUT`` and ``GET``
+"""The Smooch dialect (seed 004, SPEC §5.5): ``PUT``, ``GET`` and ``DELETE``
 ``/compat/smooch/v1.1/apps/{app_id}/appusers/{user_id}``.
 
 Structured fields ``givenName``, ``surname``, ``email``, ``signedUpAt`` (ISO 8601 or epoch
 milliseconds); unstructured ``properties`` of numbers, strings and booleans (null removes).
-The path's ``user_id`` is the contact's ``external_id``; the answer's ``_id`` is the contact id.
+The path's ``user_id`` is the contact's ``external_id`` or its ``_id`` (the contact id), as in
+Smooch; the answer's ``_id`` is the contact id.
 """
 
 from __future__ import annotations
@@ -48,9 +49,14 @@ class SmoochAppUserResponse(msgspec.Struct):
     appUser: SmoochAppUser  # noqa: N815
 
 
-def translate_smooch(user_id: str, req: SmoochAppUserUpdate, contacts: Registry) -> Translated:
+def translate_smooch(
+    user_id: str, req: SmoochAppUserUpdate, contacts: Registry, *, contact_id: str | None = None
+) -> Translated:
+    """An Update App User call. The path's ``user_id`` is a ``userId`` (the contact's
+    ``external_id``), or with ``contact_id`` (a bare ULID) the contact's ``_id``, as in Smooch:
+    that contact is updated and its external id left as it is."""
     violations: list[Violation] = []
-    inputs = [FieldInput("external_id", user_id, "$.path.user_id")]
+    inputs = [] if contact_id else [FieldInput("external_id", user_id, "$.path.user_id")]
     structured = {
         "givenName": "first_name",
         "surname": "last_name",
@@ -79,7 +85,9 @@ def translate_smooch(user_id: str, req: SmoochAppUserUpdate, contacts: Registry)
         inputs.append(FieldInput(key, value, path))
     change, found = validate(contacts, inputs, base_path="$.properties")
     violations.extend(found)
-    return Translated(contact=change, company=None, violations=violations)
+    return Translated(
+        contact=change, company=None, violations=violations, contact_target=contact_id
+    )
 
 
 def app_user(contact: Contact) -> SmoochAppUserResponse:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from idgateway.model import (
     InvalidValue,
+    format_epoch_ms,
     format_timestamp,
     normalize_domain,
     normalize_email,
@@ -54,6 +55,8 @@ def type_name(value: Any) -> str:
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], expected: str) -> None:
+    if type(value) is kind:  # the usual case, decided at once (a bool's type is never int)
+        return
     if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
         raise InvalidValue("type", f"expected {expected}, got boolean")
     if not isinstance(value, kind):
@@ -61,6 +64,8 @@ def _expect(value: Any, kind: type | tuple[type, ...], expected: str) -> None:
 
 
 def _text(value: Any, limit: int) -> str:
+    if type(value) is str and len(value) <= limit:
+        return value
     _expect(value, str, "string")
     if len(value) > limit:
         raise InvalidValue("too_long", f"at most {limit} characters, got {len(value)}")
@@ -134,7 +139,15 @@ def parse_datetime(value: Any) -> datetime:
         raise InvalidValue("datetime", "unix seconds out of range") from None
 
 
+# Unix seconds a datetime can hold (years 1 to 9999); inside them whole seconds take the
+# per-second cached formatting of record timestamps (the same text, without a datetime).
+_FIRST_SECOND = -62_135_596_800
+_LAST_SECOND = 253_402_300_799
+
+
 def coerce_datetime(value: Any, spec: FieldSpec) -> str:
+    if type(value) is int and _FIRST_SECOND <= value <= _LAST_SECOND:
+        return format_epoch_ms(value * 1000)
     return format_timestamp(parse_datetime(value))
 
 

@@ -3,23 +3,41 @@
 Every call resolves the host once, refuses the request when any answer is in a refused range
 (:func:`~idgateway.net.check_address`), then dials the first answer itself: the URL's host is
 rewritten to that address, ``Host`` keeps the name the caller gave, and https verifies the
-certificate and sends SNI for that name. httpx never resolves anything, so a DNS answer that
-changes between the check and the connection (rebinding) cannot redirect the request.
+certificate and sends SNI for that name. The transport beneath (aiohttp) never resolves
+anything, so a DNS answer that changes between the check and the connection (rebinding) cannot
+redirect the request.
+
+Why aiohttp and not httpx for the exchange: posting one signed body cost ~900 µs of CPU through
+httpx + httpcore and ~100 µs through aiohttp on the same machine (issue 16). httpx still parses
+and vets URLs here (:func:`_parse`), which is cheap and keeps the accepted URL grammar unchanged.
+
+Pools: aiohttp keys a pooled connection by the address dialled, the port, TLS settings and the
+``server_hostname`` given with the request. Every request to a host name passes that name, so
+connections are kept per named destination *and* per pinned address: a TLS connection opened
+and verified for ``a.example`` is never handed to ``b.example`` on the same address (a CDN),
+and a name that now resolves elsewhere gets a new connection rather than the old one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import re
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from ipaddress import ip_address
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+import aiohttp
+import certifi
 import httpx
 import structlog
+from aiohttp.abc import AbstractResolver
+from multidict import CIMultiDict
+from yarl import URL
 
 from idgateway.net._errors import (
     BlockedDestination,
@@ -31,13 +49,14 @@ from idgateway.net._errors import (
 )
 from idgateway.net._metrics import OUTBOUND_DURATION, OUTBOUND_REQUESTS
 from idgateway.net._ranges import check_address
-from idgateway.net._transport import PoolPerDestination
 
 if TYPE_CHECKING:
-    import ssl
     from collections.abc import Awaitable, Callable, Mapping
     from types import TracebackType
-    from typing import Self
+    from typing import NoReturn, Self
+
+    from aiohttp.abc import ResolveResult
+    from prometheus_client import Counter, Histogram
 
     Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -46,26 +65,31 @@ log = structlog.get_logger(__name__)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _USERINFO = re.compile(r"//[^/?#@]*@")
 _HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_.])?")
+# Longest status line or header field accepted from a vendor (aiohttp's default is 8190;
+# httpx's h11, used before, took 16 KiB for the whole head).
+_MAX_HEAD_LINE = 16 * 1024
+_READ_CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutboundResponse:
     """A response read in full.
 
     Attributes:
         status: The HTTP status; 3xx are returned as they are, redirects are never followed.
-        headers: The response headers.
+        headers: The response headers, read-only and case-insensitive
+            (``headers["content-type"]``, ``headers.get("retry-after")``).
         body: The body, decoded from any ``Content-Encoding``.
         elapsed_ms: Time from the start of resolution to the last body byte.
     """
 
     status: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]
     body: bytes
     elapsed_ms: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Target:
     url: httpx.URL
     safe_url: str
@@ -73,6 +97,7 @@ class _Target:
     host: str  # ASCII (IDNA) name, or the IP literal without brackets
     port: int
     netloc: str  # host[:port] as the Host header carries it
+    path: str  # path and query, percent-encoded
     literal: bool
 
 
@@ -92,25 +117,38 @@ async def resolve_with_getaddrinfo(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+class _NeverResolve(AbstractResolver):
+    """The transport's resolver: every URL it gets carries the pinned address, so a call here
+    would be a bug that bypasses the guard. It refuses instead of looking anything up."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        raise OSError(f"the guarded transport does not resolve names ({host})")
+
+    async def close(self) -> None:
+        return None
+
+
 class GuardedClient:
     """The gateway's outbound HTTP client: SSRF guard, timeouts, body cap, metrics.
 
-    One ``httpx.AsyncClient`` is created on first use inside the running event loop and
-    reused for every call (keep-alive pools per destination); use the client from that loop
-    only, and close it with :meth:`aclose`. Redirects are never followed and proxy settings
-    from the environment are ignored.
+    One aiohttp session is created on first use inside the running event loop and reused for
+    every call (keep-alive pools per destination); use the client from that loop only, and
+    close it with :meth:`aclose`. Redirects are never followed, cookies are never kept and
+    proxy settings from the environment are ignored.
 
     Args:
         timeout: Default deadline of a whole call in seconds: resolution, waiting for a
             connection slot, connecting, sending and reading the full body.
         max_connections: Requests in flight at once across all destinations; also the
-            connection cap of each destination's pool.
+            connection cap of the pool.
         resolver: ``(host, port) -> addresses``; defaults to the event loop's
             ``getaddrinfo``. Called exactly once per request to a host name, never for an IP
             literal.
         user_agent: ``User-Agent`` sent unless the caller sets one.
         ssl_context: Trust store for https (an operator's private CA); defaults to certifi's
-            bundle, as httpx uses.
+            bundle.
     """
 
     def __init__(
@@ -131,8 +169,7 @@ class GuardedClient:
         self._resolver: Resolver = resolver or resolve_with_getaddrinfo
         self._user_agent = user_agent
         self._ssl_context = ssl_context
-        self._client: httpx.AsyncClient | None = None
-        self._transport: PoolPerDestination | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -151,9 +188,9 @@ class GuardedClient:
     async def aclose(self) -> None:
         """Close every pooled connection; the client cannot be used afterwards."""
         self._closed = True
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def request(
         self,
@@ -197,18 +234,19 @@ class GuardedClient:
         deadline = self._timeout if timeout is None else timeout
         if deadline <= 0:
             raise ValueError("timeout must be positive")
-        client, slots = self._client_in_loop()
+        session, slots = self._session_in_loop()
         started = time.perf_counter()
         outcome = "error"
         host = ""
         status: int | None = None
+        method = method.upper()
         try:
             target = _parse(url)
             host = target.netloc
             response = await self._guarded(
-                client,
+                session,
                 slots,
-                method.upper(),
+                method,
                 target,
                 headers=headers,
                 content=content,
@@ -228,12 +266,12 @@ class GuardedClient:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            OUTBOUND_REQUESTS.labels(purpose=purpose, outcome=outcome).inc()
-            OUTBOUND_DURATION.labels(purpose=purpose).observe(elapsed)
+            _counted(purpose, outcome).inc()
+            _timed(purpose).observe(elapsed)
             # Method, host and outcome only: URLs carry tokens, headers and bodies secrets.
             log.debug(
                 "outbound request",
-                method=method.upper(),
+                method=method,
                 host=host,
                 status=status,
                 outcome=outcome,
@@ -241,39 +279,42 @@ class GuardedClient:
                 duration_ms=round(elapsed * 1000, 1),
             )
 
-    def _transport_of(self, client: httpx.AsyncClient) -> PoolPerDestination:
-        assert self._transport is not None
-        return self._transport
-
-    def _client_in_loop(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+    def _session_in_loop(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         if self._closed:
             raise RuntimeError("the GuardedClient is closed")
         loop = asyncio.get_running_loop()
-        if self._client is None or self._slots is None:
-            transport = PoolPerDestination(
-                limits=httpx.Limits(
-                    max_connections=self._max_connections,
-                    max_keepalive_connections=min(20, self._max_connections),
-                ),
-                ssl_context=self._ssl_context or httpx.create_ssl_context(trust_env=False),
+        if self._session is None or self._slots is None:
+            context = self._ssl_context or ssl.create_default_context(cafile=certifi.where())
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=0,  # the pool key names the destination; `limit` caps them all
+                ssl=context,
+                resolver=_NeverResolve(),
+                use_dns_cache=False,
             )
-            self._transport = transport
-            self._client = httpx.AsyncClient(
-                transport=transport,
-                follow_redirects=False,
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": self._user_agent, "Accept": "*/*"},
+                # a bytes body is sent without a Content-Type unless the caller names one
+                skip_auto_headers=("Content-Type",),
+                timeout=aiohttp.ClientTimeout(total=None),  # the call's deadline governs
+                auto_decompress=True,
                 trust_env=False,
-                timeout=self._timeout,
-                headers={"User-Agent": self._user_agent},
+                raise_for_status=False,
+                max_line_size=_MAX_HEAD_LINE,
+                max_field_size=_MAX_HEAD_LINE,
             )
+            _no_retries(self._session)
             self._slots = asyncio.Semaphore(self._max_connections)
             self._loop = loop
         elif loop is not self._loop:
             raise RuntimeError("the GuardedClient belongs to another event loop")
-        return self._client, self._slots
+        return self._session, self._slots
 
     async def _guarded(
         self,
-        client: httpx.AsyncClient,
+        session: aiohttp.ClientSession,
         slots: asyncio.Semaphore,
         method: str,
         target: _Target,
@@ -291,8 +332,8 @@ class GuardedClient:
                 address = await self._pin(target, allow_private=allow_private)
                 resolving = False
                 async with slots:
-                    return await self._exchange(
-                        client, method, target, address, headers, content, deadline, cap, started
+                    return await _exchange(
+                        session, method, target, address, headers, content, cap, started
                     )
         except TimeoutError:
             if resolving:
@@ -319,108 +360,159 @@ class GuardedClient:
         # Any refused answer refuses the request: a public address next to a private one is how
         # rebinding attacks hedge, and which one a later lookup returns is not ours to pick.
         for answer in answers:
-            reason = check_address(answer, allow_private=allow_private)
+            reason = _check(answer, allow_private)
             if reason is not None:
                 where = answer if target.literal else f"{target.host} resolves to {answer}"
                 raise BlockedDestination(
                     f"blocked destination {where}: {reason}", url=target.safe_url, reason=reason
                 )
-        return str(ip_address(answers[0]))
+        return _canonical(answers[0])
 
-    async def _exchange(
-        self,
-        client: httpx.AsyncClient,
-        method: str,
-        target: _Target,
-        address: str,
-        headers: Mapping[str, str] | None,
-        content: bytes | None,
-        deadline: float,
-        cap: int | None,
-        started: float,
-    ) -> OutboundResponse:
-        request_headers = httpx.Headers(headers)
-        if "host" in request_headers:
-            del request_headers["host"]
-        request_headers["Host"] = target.netloc
-        request_headers.setdefault("User-Agent", self._user_agent)
-        request_headers.setdefault("Accept", "*/*")
-        if target.url.userinfo:  # user info in the URL becomes Basic auth, as httpx's client does
-            credentials = f"{target.url.username}:{target.url.password}".encode()
-            request_headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
-        extensions: dict[str, Any] = {"timeout": httpx.Timeout(deadline).as_dict()}
-        if target.scheme == "https" and not target.literal:
-            extensions["sni_hostname"] = target.host  # SNI and certificate name check
-        request = httpx.Request(
+
+# The guard's pure steps, cached: a worker posts to the same few URLs and addresses all day,
+# and parsing them again (httpx's URL parser, ipaddress) was a third of a delivery's CPU.
+@functools.lru_cache(maxsize=4096)
+def _check(address: str, allow_private: bool) -> str | None:
+    return check_address(address, allow_private=allow_private)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(address: str) -> str:
+    return str(ip_address(address))
+
+
+def _pinned(target: _Target, address: str) -> URL:
+    """The URL to send: the pinned address for the host, path and query as httpx normalised
+    them, no user info (it travels as Basic auth)."""
+    return _pinned_url(target.scheme, address, target.port, target.path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pinned_url(scheme: str, address: str, port: int, path: str) -> URL:
+    host = f"[{address.replace('%', '%25')}]" if ":" in address else address  # IPv6, zone
+    return URL(f"{scheme}://{host}:{port}{path}", encoded=True)
+
+
+# Metric children by label values: prometheus_client's labels() locks and validates each time.
+@functools.lru_cache(maxsize=256)
+def _counted(purpose: str, outcome: str) -> Counter:
+    return OUTBOUND_REQUESTS.labels(purpose, outcome)
+
+
+@functools.lru_cache(maxsize=64)
+def _timed(purpose: str) -> Histogram:
+    return OUTBOUND_DURATION.labels(purpose)
+
+
+def _no_retries(session: aiohttp.ClientSession) -> None:
+    """Turn off aiohttp's silent second attempt of an idempotent request (GET, PUT, DELETE …)
+    after a reset connection: the caller decides about retries (the delivery worker retries
+    with backoff and idempotency keys), and one call must be one request on the wire.
+    aiohttp has no public switch; its own test client sets this attribute. Refuse to run
+    without it rather than retry silently after an upgrade."""
+    if not isinstance(getattr(session, "_retry_connection", None), bool):
+        raise RuntimeError("this aiohttp version cannot turn off connection retries")
+    session._retry_connection = False
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    target: _Target,
+    address: str,
+    headers: Mapping[str, str] | None,
+    content: bytes | None,
+    cap: int | None,
+    started: float,
+) -> OutboundResponse:
+    request_headers: CIMultiDict[str] = CIMultiDict(headers or ())
+    request_headers.popall("Host", None)
+    request_headers["Host"] = target.netloc
+    if target.url.userinfo:  # user info in the URL becomes Basic auth, as httpx's client did
+        credentials = f"{target.url.username}:{target.url.password}".encode()
+        request_headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+    try:
+        async with session.request(
             method,
-            target.url.copy_with(host=address, userinfo=b""),
+            _pinned(target, address),
             headers=request_headers,
-            content=content,
-            extensions=extensions,
-        )
-        try:
-            # Straight to our own transport: the client layer's cookie jar, auth and redirect
-            # handling are work we never want on a vendor call (and it redirects nothing).
-            response = await self._transport_of(client).handle_async_request(request)
-            response.request = request
-            try:
-                body = await _read_body(response, cap, target)
-            finally:
-                # Unread bytes left on the wire make httpcore drop the connection, not reuse it.
-                await response.aclose()
-        except httpx.TimeoutException as exc:
-            raise OutboundTimeout(
-                f"{method} {target.netloc}: {_describe(exc)}", url=target.safe_url
-            ) from exc
-        except httpx.RequestError as exc:
-            raise OutboundNetworkError(
-                f"{method} {target.netloc}: {_describe(exc)}", url=target.safe_url
-            ) from exc
-        return OutboundResponse(
-            status=response.status_code,
-            headers=response.headers,
-            body=body,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-        )
+            data=content,
+            allow_redirects=False,
+            # SNI and the certificate check for https; for http, one pool per name
+            server_hostname=None if target.literal else target.host,
+        ) as response:
+            body = await _read_body(response, cap, target)
+            return OutboundResponse(
+                status=response.status,
+                headers=response.headers,
+                body=body,
+                elapsed_ms=(time.perf_counter() - started) * 1000,
+            )
+    except (aiohttp.ServerTimeoutError, aiohttp.ConnectionTimeoutError) as exc:
+        raise OutboundTimeout(
+            f"{method} {target.netloc}: {_describe(exc)}", url=target.safe_url
+        ) from exc
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        # ValueError: aiohttp refuses header values with CR/LF before sending anything
+        raise OutboundNetworkError(
+            f"{method} {target.netloc}: {_describe(exc)}", url=target.safe_url
+        ) from exc
 
 
-async def _read_body(response: httpx.Response, cap: int | None, target: _Target) -> bytes:
-    if cap is not None:
-        declared = response.headers.get("content-length", "")
-        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
-        if declared.isdigit() and int(declared) > cap and not encoded:
-            raise _too_large(cap, target)
+async def _read_body(response: aiohttp.ClientResponse, cap: int | None, target: _Target) -> bytes:
+    if cap is None:
+        return await response.read()
+    declared = response.headers.get("content-length", "")
+    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+    if declared.isdigit() and not encoded:
+        if int(declared) > cap:
+            _too_large(response, cap, target)
+        return await response.read()  # the body is exactly that long: within the cap
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
         size += len(chunk)
-        if cap is not None and size > cap:
-            raise _too_large(cap, target)
+        if size > cap:
+            _too_large(response, cap, target)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(cap: int, target: _Target) -> ResponseTooLarge:
-    return ResponseTooLarge(
+def _too_large(response: aiohttp.ClientResponse, cap: int, target: _Target) -> NoReturn:
+    # Unread bytes are left on the wire: the connection is closed, never put back in the pool.
+    response.close()
+    raise ResponseTooLarge(
         f"response from {target.netloc} is over {cap} bytes", url=target.safe_url, limit=cap
     )
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse(url: str) -> _Target:
     """Parse and vet the URL itself: scheme, host. Addresses are checked after resolution."""
-    fallback = _USERINFO.sub("//", re.split(r"[?#]", url, maxsplit=1)[0])
+    before_query = re.split(r"[?#]", url, maxsplit=1)[0]
+    fallback = _USERINFO.sub("//", before_query)
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, UnicodeError):
         raise BlockedDestination(
             "blocked destination: invalid URL", url=fallback, reason="invalid URL"
         ) from None
-    safe_url = str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
     scheme = parsed.scheme
+    netloc = parsed.netloc.decode("ascii")
+    path = parsed.raw_path.decode("ascii")
+    if scheme in _DEFAULT_PORTS and netloc:
+        # what copy_with(userinfo=b"", query=None, fragment=None) gives, without parsing again
+        # (httpx keeps an absent path absent there, but sends it as "/")
+        bare = path.split("?", 1)[0]
+        if bare == "/" and not before_query.endswith("/"):
+            bare = ""
+        safe_url = f"{scheme}://{netloc}{bare}"
+    else:
+        safe_url = str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
     if scheme not in _DEFAULT_PORTS:
         reason = f"scheme {scheme!r} is not allowed" if scheme else "no scheme"
         raise BlockedDestination(f"blocked destination: {reason}", url=safe_url, reason=reason)
@@ -444,7 +536,8 @@ def _parse(url: str) -> _Target:
         safe_url=safe_url,
         scheme=scheme,
         host=host,
-        port=parsed.port or _DEFAULT_PORTS[scheme],
-        netloc=parsed.netloc.decode("ascii"),
+        port=_DEFAULT_PORTS[scheme] if parsed.port is None else parsed.port,
+        netloc=netloc,
+        path=path,
         literal=literal,
     )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import html
+import os
+from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from liquid import BoundTemplate, Environment
+from liquid import BoundTemplate, Environment, RenderContext
 from liquid.builtin.expressions.primitive import RangeLiteral
 from liquid.exceptions import (
     LiquidError,
@@ -22,14 +24,50 @@ from liquid.exceptions import (
     OutputStreamLimitError,
     ResourceLimitError,
 )
+from liquid.output import LimitedStringIO
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TextIO
 
 log = structlog.get_logger(__name__)
 
 
+_write = StringIO.write
+
+
+class _Output(LimitedStringIO):
+    """python-liquid's capped output stream, counting ASCII text without encoding it: the
+    library encodes every write to UTF-8 to count its bytes, while ``str.isascii()`` is O(1)
+    in CPython and ASCII text has as many bytes as characters. Same count, same limit, same
+    error."""
+
+    def write(self, text: str, /) -> int:
+        size = self.size + (len(text) if text.isascii() else len(text.encode("utf-8")))
+        if size > self.limit:
+            raise OutputStreamLimitError("output stream limit reached", token=None)
+        self.size = size
+        return _write(self, text)
+
+
+class _Context(RenderContext):
+    def get_buffer(self, buf: TextIO | None = None) -> StringIO:
+        limit = self.env.output_stream_limit
+        if limit is None:
+            return StringIO()
+        return _Output(limit=limit - (buf.size if isinstance(buf, LimitedStringIO) else 0))
+
+
+class _Template(BoundTemplate):
+    context_class = _Context
+
+    def _get_buffer(self) -> StringIO:
+        limit = self.env.output_stream_limit
+        return StringIO() if limit is None else _Output(limit=limit)
+
+
 class ProfileEnvironment(Environment):
+    template_class = _Template
     loop_iteration_limit = 10_000
     output_stream_limit = 256 * 1024
     local_namespace_limit = 64 * 1024
@@ -66,7 +104,8 @@ def _size(value: Any) -> int:
 def _capped_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """Filters build their result whole before the output cap sees it: `a | append: a` in a
     loop, or a `replace` of every character by a long string, reach gigabytes in a few
-    steps. Results that could grow are sized before they are built, every other one after."""
+    steps. Results that could grow are sized before they are built, every other one after.
+    The check is chosen once per filter, not on every call (renders call filters often)."""
     limit = ProfileEnvironment.output_stream_limit
 
     def over(size: int) -> None:
@@ -75,18 +114,37 @@ def _capped_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
                 f"filter `{name}` would make {size} characters (limit {limit})", token=None
             )
 
+    def after(result: Any) -> Any:
+        if isinstance(result, str | list | tuple) and len(result) > limit:
+            over(len(result))  # a string's size is its length; a list's, its item count
+        return result
+
+    if name.startswith("replace"):
+        every = name == "replace"
+
+        @functools.wraps(fn)
+        def replacing(*args: Any, **kwargs: Any) -> Any:
+            if len(args) >= 3:
+                text, old, new = (str(a) for a in args[:3])
+                count = (text.count(old) if old else len(text) + 1) if every else 1
+                over(len(text) + count * max(0, len(new) - len(old)))
+            return after(fn(*args, **kwargs))
+
+        return replacing
+
+    if name in ("append", "prepend", "join", "concat"):
+
+        @functools.wraps(fn)
+        def growing(*args: Any, **kwargs: Any) -> Any:
+            if args:
+                over(sum(_size(a) for a in args))
+            return after(fn(*args, **kwargs))
+
+        return growing
+
     @functools.wraps(fn)
     def capped(*args: Any, **kwargs: Any) -> Any:
-        if name.startswith("replace") and len(args) >= 3:
-            text, old, new = (str(a) for a in args[:3])
-            count = (text.count(old) if old else len(text) + 1) if name == "replace" else 1
-            over(len(text) + count * max(0, len(new) - len(old)))
-        elif name in ("append", "prepend", "join", "concat") and args:
-            over(sum(_size(a) for a in args))
-        result = fn(*args, **kwargs)
-        if isinstance(result, str | list | tuple):
-            over(_size(result) if isinstance(result, str) else len(result))
-        return result
+        return after(fn(*args, **kwargs))
 
     return capped
 
@@ -124,7 +182,8 @@ def compile_file(path: str) -> BoundTemplate:
     and :func:`file_problem` says why; with none, :class:`TemplateProblem` is raised."""
     cached = _compiled.get(path)
     try:
-        mtime = Path(path).stat().st_mtime
+        # every render, so an edited file is picked up at once: os.stat, not pathlib (cheaper)
+        mtime = os.stat(path).st_mtime  # noqa: PTH116
         if cached is not None and cached[0] == mtime:
             return cached[1]
         template = compile_source(Path(path).read_text(encoding="utf-8"), path)

@@ -20,6 +20,12 @@ from idgateway.service._bulk import (
     inferred_fields,
     reset_field,
 )
+from idgateway.service._ingest import (
+    RejectionItem,
+    RejectionPage,
+    ingest,
+    ingest_rejections,
+)
 from idgateway.service._records import (
     Outcome,
     apply,
@@ -36,6 +42,7 @@ from idgateway.service._records import (
     session_ref,
 )
 from idgateway.service._sessions import get_session, logout, mint_session, session_calls
+from idgateway.service._smooch import smooch_app_user, smooch_delete, smooch_update
 
 __all__ = [
     "REJECTS_SUFFIX",
@@ -45,6 +52,8 @@ __all__ = [
     "ImportSummary",
     "InferredField",
     "Outcome",
+    "RejectionItem",
+    "RejectionPage",
     "ResetOutcome",
     "Tally",
     "apply",
@@ -63,10 +72,15 @@ __all__ = [
     "identify",
     "import_file",
     "inferred_fields",
+    "ingest",
+    "ingest_rejections",
     "logout",
     "merge_contacts",
     "mint_session",
     "reset_field",
     "session_calls",
     "session_ref",
+    "smooch_app_user",
+    "smooch_delete",
+    "smooch_update",
 ]

@@ -101,8 +101,25 @@ class ServerSection(Base):
 class RedisSection(Base):
     url: str = ""
     data_dir: str = "var/valkey"
-    cluster: bool = False
+    cluster: bool = False  # true: `url` names Redis Cluster seed nodes, comma-separated
     appendfsync: Literal["always", "everysec"] = "always"
+    # 1: every write waits (WAIT) until one replica has it before its 2xx (README, Redis choices)
+    wait_replicas: Literal[0, 1] = 0
+
+    def __post_init__(self) -> None:
+        seeds = [s for s in self.url.split(",") if s.strip()]
+        if len(seeds) > 1 and not self.cluster:
+            raise ValueError(
+                "`url` lists several servers: that is a Redis Cluster's seed nodes, which "
+                "needs `cluster = true`"
+            )
+        if self.cluster and not seeds:
+            raise ValueError("`cluster = true` needs the seed nodes in `url`")
+        if self.wait_replicas and not seeds:
+            raise ValueError(
+                "`wait_replicas = 1` needs a Redis with replicas in `url`; the embedded "
+                "Valkey has none"
+            )
 
 
 class LoggingSection(Base):

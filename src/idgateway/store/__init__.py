@@ -2,10 +2,14 @@
 
 - :class:`Store` bundles the repositories of one Redis: :class:`RecordRepository` (contacts,
   companies, sessions), :class:`RateLimits`, :class:`ProfileCache`, :class:`DeliveryQueues`,
+  :class:`Ingestion` (the Segment-compatible source's events and rejections),
   :class:`BulkRepository` (import batches, record pages, inferred field types).
 - :mod:`idgateway.store._keys` is the key map; :mod:`idgateway.store._wire` declares every
   function's request and reply; ``lua/`` holds the functions.
-- :class:`EmbeddedValkey` runs the embedded server (``redis.url`` empty).
+- :class:`EmbeddedValkey` runs the embedded server (``redis.url`` empty), supervised.
+- :mod:`idgateway.store._connection`: the client of ``redis.url`` (seed nodes of a cluster),
+  the check of the kind of server, warm-up, WAIT; :mod:`idgateway.store._devcluster` starts a
+  local cluster for tests and benchmarks.
 """
 
 from idgateway.store._bulk import (
@@ -18,7 +22,20 @@ from idgateway.store._bulk import (
     RowOutcome,
 )
 from idgateway.store._codec import company_of, contact_of
-from idgateway.store._connection import UNAVAILABLE, Client, SyncClient, connect, connect_sync
+from idgateway.store._connection import (
+    UNAVAILABLE,
+    Client,
+    ReplicaTimeout,
+    ServerKindMismatch,
+    SyncClient,
+    check_server_kind,
+    connect,
+    connect_sync,
+    describe,
+    seed_urls,
+    wait_for_redis,
+    warm_up,
+)
 from idgateway.store._deliveries import (
     DeadLetter,
     DeliveryQueues,
@@ -32,8 +49,10 @@ from idgateway.store._embedded import (
     DataDirInUse,
     EmbeddedStartFailed,
     EmbeddedValkey,
+    embedded_status,
     socket_path,
 )
+from idgateway.store._ingest import EventWrite, Ingestion, Rejection
 from idgateway.store._keys import BUCKETS, GLOBAL, TenantKeys, bucket
 from idgateway.store._profiles import CachedProfile, ProfileCache
 from idgateway.store._records import (
@@ -47,7 +66,7 @@ from idgateway.store._records import (
     session_of,
 )
 from idgateway.store._store import Store
-from idgateway.store._wire import DeliveryOutcome, ImportMark
+from idgateway.store._wire import DeliveryOutcome, ImportMark, IngestOutcome
 
 __all__ = [
     "BUCKETS",
@@ -64,11 +83,14 @@ __all__ = [
     "DeliveryQueues",
     "EmbeddedStartFailed",
     "EmbeddedValkey",
+    "EventWrite",
     "FieldHeld",
     "FieldResetOutcome",
     "ImportCheckpoint",
     "ImportMark",
     "ImportRow",
+    "IngestOutcome",
+    "Ingestion",
     "Job",
     "JobResult",
     "JobState",
@@ -78,18 +100,27 @@ __all__ = [
     "RateLimits",
     "RecordRepository",
     "RecordResult",
+    "Rejection",
+    "ReplicaTimeout",
     "RowOutcome",
+    "ServerKindMismatch",
     "SessionRef",
     "Store",
     "SyncClient",
     "TenantKeys",
     "bucket",
+    "check_server_kind",
     "company_of",
     "connect",
     "connect_sync",
     "contact_of",
+    "describe",
+    "embedded_status",
     "kind_field",
     "lane_stats",
+    "seed_urls",
     "session_of",
     "socket_path",
+    "wait_for_redis",
+    "warm_up",
 ]

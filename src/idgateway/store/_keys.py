@@ -61,6 +61,11 @@ key                        type    holds
                                    a digest of its first 64 KiB): ``offset`` / ``line`` /
                                    ``sha`` read and committed, counts, the last batch's
                                    refusals; 30 days after the last batch
+``…:m:<message id>``       string  a Segment ``messageId`` seen (``1``, expires after 24 h):
+                                   the event is skipped when sent again
+``…:rej``                  stream  ingestion rejections (SPEC §5.8): ``p`` the reason (JSON,
+                                   a wire ``Problem``), ``e`` the event as received; trimmed
+                                   to 7 days and about 10,000 entries
 =========================  ======  ==========================================================
 """
 
@@ -128,3 +133,7 @@ class TenantKeys:
     @property
     def merged(self) -> str:
         return f"{self.prefix}merged"
+
+    @property
+    def rejections(self) -> str:
+        return f"{self.prefix}rej"

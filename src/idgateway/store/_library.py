@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 from redis.exceptions import ResponseError
 
-from idgateway.store._wire import DeliveryOutcome
+from idgateway.errors import Unavailable
+from idgateway.store._connection import ReplicaTimeout, call_and_wait
+from idgateway.store._wire import DeliveryOutcome, IngestOutcome
 
 if TYPE_CHECKING:
     from idgateway.store._connection import Client
@@ -46,15 +48,20 @@ FUNCTIONS: dict[str, bool] = {
     "import_batch": False,
     "scan_records": True,
     "field_reset": False,
+    "ingest": False,
 }
+# The writes an API call answers 2xx for: with redis.wait_replicas they wait for a replica.
+WAITED = frozenset({"upsert", "calls", "erase", "merge", "ingest"})
 R = TypeVar("R")
 _encode = msgspec.json.Encoder().encode
 
 
 def _outcome_table() -> str:
-    """The delivery outcomes as Lua sees them: one table, generated from the Python enum."""
+    """The delivery and ingestion outcomes as Lua sees them: tables generated from the Python
+    enums."""
     members = ", ".join(f"{o.name} = '{o.value}'" for o in DeliveryOutcome)
-    return f"local OUTCOME = {{{members}}}\n"
+    ingest = ", ".join(f"{o.name} = '{o.value}'" for o in IngestOutcome)
+    return f"local OUTCOME = {{{members}}}\nlocal INGEST = {{{ingest}}}\n"
 
 
 @cache
@@ -80,8 +87,9 @@ def library() -> tuple[str, dict[str, str]]:
 class Library:
     """Calls into the function library of one client; loads it when the server lacks it."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, wait_replicas: int = 0) -> None:
         self.client = client
+        self.wait_replicas = wait_replicas  # redis.wait_replicas: WAIT after the WAITED ones
         self.code, self.names = library()
 
     async def load(self) -> None:
@@ -97,10 +105,26 @@ class Library:
         payload = _encode(request)
         function = self.names[name]
         try:
-            raw = await self.client.fcall(function, 1, prefix, payload)
+            raw = await self._fcall(name, function, prefix, payload)
         except ResponseError as exc:
             if "function not found" not in str(exc).lower():
                 raise
             await self.load()
-            raw = await self.client.fcall(function, 1, prefix, payload)
+            raw = await self._fcall(name, function, prefix, payload)
         return decoder.decode(raw)
+
+    async def _fcall(self, name: str, function: str, prefix: str, payload: bytes) -> Any:
+        if not (self.wait_replicas and name in WAITED):
+            return await self.client.fcall(function, 1, prefix, payload)
+        try:
+            return await call_and_wait(
+                self.client,
+                ["FCALL", function, 1, prefix, payload],
+                prefix,
+                replicas=self.wait_replicas,
+            )
+        except ReplicaTimeout as exc:
+            raise Unavailable(
+                "the change is stored on the primary but no replica confirmed it in time; "
+                "sending the same call again is safe"
+            ) from exc

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import msgspec
 
-from idgateway.errors import IdentityConflict, NotFound, RateLimited, ValidationFailed
+from idgateway.errors import (
+    GatewayError,
+    IdentityConflict,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
 from idgateway.fields import Violation
 from idgateway.model import (
     COMPANY_PREFIX,
@@ -189,21 +195,26 @@ def _conflict(reply: w.Conflict, ns: str) -> IdentityConflict:
 _NOUN = {"c": "contact", "o": "company", "s": "session", "d": "dead delivery"}
 
 
-def raise_for(reply: Any, ns: str = "c") -> None:
-    """Turn a failure reply of a write into the gateway error it stands for."""
+def error_for(reply: Any, ns: str = "c") -> GatewayError:
+    """The gateway error a failure reply of a write stands for."""
     if isinstance(reply, w.Invalid):
-        raise ValidationFailed([Violation(p, c, m) for p, c, m in reply.violations])
+        return ValidationFailed([Violation(p, c, m) for p, c, m in reply.violations])
     if isinstance(reply, w.Conflict):
-        raise _conflict(reply, ns)
+        return _conflict(reply, ns)
     if isinstance(reply, w.Mismatch):
-        raise _mismatch(reply, ns)
+        return _mismatch(reply, ns)
     if isinstance(reply, w.Limited):
-        raise RateLimited(reply.limit, reply.quota, reply.window_ms // 1000 or 1, reply.retry_ms)
+        return RateLimited(reply.limit, reply.quota, reply.window_ms // 1000 or 1, reply.retry_ms)
     if isinstance(reply, w.NotFound):
         if reply.what in ("into", "from"):
-            raise NotFound(f"no such contact in `{reply.what}`", field=reply.what)
-        raise NotFound(f"no such {_NOUN.get(reply.what, 'record')}")
+            return NotFound(f"no such contact in `{reply.what}`", field=reply.what)
+        return NotFound(f"no such {_NOUN.get(reply.what, 'record')}")
     raise RuntimeError(f"unexpected reply {reply!r}")
+
+
+def raise_for(reply: Any, ns: str = "c") -> None:
+    """Turn a failure reply of a write into the gateway error it stands for."""
+    raise error_for(reply, ns)
 
 
 def _specs(*registries: Registry) -> dict[str, w.IndexSpec]:

@@ -38,6 +38,21 @@ class DeliveryOutcome(StrEnum):
     RELEASE = "release"  # the worker stops: back to the queue, untouched
 
 
+class IngestOutcome(StrEnum):
+    """What became of one event of the Segment-compatible source (SPEC §5.8). The Lua side reads
+    these very values from the ``INGEST`` table the library is built with."""
+
+    CREATED = "c"  # a record was created
+    UPDATED = "u"  # records changed
+    UNCHANGED = "n"  # nothing changed
+    BUFFERED = "b"  # kept in an anonymous session
+    DUPLICATE = "d"  # its messageId was seen in the last 24 h: skipped
+    INVALID = "i"  # rejected: a stored field type or a required field
+    CONFLICT = "x"  # rejected: identifiers of different records
+    MISMATCH = "m"  # rejected: a record anchored to another external id
+    REJECTED = "r"  # rejected before the store (malformed or invalid)
+
+
 class _Wire(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     """Requests: absent optional members are left out of the JSON."""
 
@@ -164,6 +179,49 @@ class CallsOk(_Reply, tag="ok"):
 
 
 CallsReply = CallsOk | Invalid | Conflict | Mismatch | NotFound | Limited
+
+
+# --- ingest (the Segment-compatible source) --------------------------------------------------
+
+
+class Refused(_Reply, tag="refused"):
+    """An event refused before the store (as kept with its rejection)."""
+
+    code: str
+    message: str
+
+
+class IngestEventWire(_Wire):
+    """One event: ``upsert`` (records, companies first, and a session to apply and bind),
+    ``set`` (one contact op on a session), ``group`` (one company op bound to a session),
+    ``alias`` (one contact op; ``prev`` joins its lookups when a contact holds it, else
+    ``session`` is bound) or ``reject`` (``problem`` is kept)."""
+
+    kind: Literal["upsert", "set", "group", "alias", "reject"]
+    event: str  # the event as received (JSON text), kept with a rejection
+    mid: str | None = None  # the messageId (de-duplication)
+    records: list[RecordOpWire] | None = None
+    link: bool = False
+    session: SessionWire | None = None
+    prev: tuple[str, str, str] | None = None  # (index kind, value, JSON path)
+    problem: str | None = None  # JSON of Invalid | Refused
+
+
+class IngestRequest(_Wire):
+    events: list[IngestEventWire]
+    spec: dict[str, IndexSpec]
+    dedup_s: int  # how long a messageId is remembered
+    keep_ms: int  # how long a rejection is kept
+    keep_max: int  # at most this many rejections kept (about)
+    limits: list[LimitWire] | None = None
+
+
+class Ingested(_Reply, tag="ok"):
+    outcomes: str  # one IngestOutcome character per event
+
+
+IngestReply = Ingested | Limited
+Problem = Invalid | Conflict | Mismatch | Refused  # a kept rejection's reason
 
 
 # --- find ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from idgateway.fields import COERCERS, FieldSpec, build_registry, parse_datetime
-from idgateway.model import InvalidValue
+from idgateway.model import InvalidValue, format_timestamp
 from idgateway.settings import TenantFile
 
 TENANT = msgspec.convert(
@@ -320,6 +320,23 @@ def test_datetime_of_unix_seconds_keeps_milliseconds(ms: int) -> None:
     stored = coerce("last_seen", ms / 1000)
     assert RFC3339_UTC.match(stored), stored
     assert parse_datetime(stored) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+@given(st.integers(min_value=_FIRST_SECOND - 10, max_value=_LAST_SECOND + 10))
+@example(_FIRST_SECOND - 1)
+@example(_LAST_SECOND + 1)
+@example(-1)
+def test_datetime_of_whole_unix_seconds_is_what_a_datetime_formats(seconds: int) -> None:
+    """Whole seconds skip the datetime (a per-second cache): same text, same refusals."""
+    try:
+        expected: str | None = format_timestamp(parse_datetime(seconds))
+    except InvalidValue:
+        expected = None
+    try:
+        got: str | None = coerce("last_seen", seconds)
+    except InvalidValue:
+        got = None
+    assert got == expected
 
 
 def test_datetime_with_year_before_1000_is_stored_with_four_year_digits() -> None:

@@ -463,3 +463,145 @@ def test_addresses_outside_the_fast_path_get_the_library_verdict(address: str) -
     except InvalidValue:
         accepted = False
     assert accepted == (_library(address) is not None)
+
+
+# --- the phone fast path agrees with phonenumbers ---------------------------------------------
+
+from idgateway.model._identifiers import _fast_e164  # noqa: E402
+
+_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+def _phone_library(text: str) -> str | None:
+    """What normalize_phone answered before the fast path: the library's verdict alone."""
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@st.composite
+def _plus_numbers(draw: st.DrawFn) -> str:
+    """``+<country code><digits>`` with separators anywhere, the digits' count near the lengths
+    the country's numbers have (so both sides of every length boundary are drawn)."""
+    code = draw(st.sampled_from(_CODES))
+    size = draw(st.integers(min_value=0, max_value=18))
+    digits = draw(st.text(alphabet="0123456789", min_size=size, max_size=size))
+    text = "+"
+    for ch in str(code) + digits:
+        text += draw(st.sampled_from(["", "", "", " ", "-", ".", "(", ")", "  "])) + ch
+    return text + draw(st.sampled_from(["", "", " ", ")", "-"]))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_plus_numbers())
+def test_every_number_of_the_phone_fast_path_gets_the_library_answer(text: str) -> None:
+    fast = _fast_e164(text)
+    if fast is not None:
+        assert fast == _phone_library(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_plus_numbers())
+def test_normalize_phone_answers_as_the_library_for_international_numbers(text: str) -> None:
+    expected = _phone_library(text)
+    try:
+        got: str | None = normalize_phone(text, None)
+    except InvalidValue:
+        got = None
+    assert got == expected
+
+
+def _example_numbers() -> list[str]:
+    """phonenumbers' own example of every type of number of every region, as E.164 and in the
+    international format people write ("+44 20 7946 0958")."""
+    out = []
+    types = [
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+        phonenumbers.PhoneNumberType.VOIP,
+    ]
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in types:
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is None:
+                continue
+            for fmt in (
+                phonenumbers.PhoneNumberFormat.E164,
+                phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+            ):
+                out.append(phonenumbers.format_number(number, fmt))
+    return out
+
+
+def test_the_phone_fast_path_agrees_on_every_example_number_of_every_region() -> None:
+    corpus = _example_numbers()
+    taken = 0
+    for text in corpus:
+        fast = _fast_e164(text)
+        if fast is not None:
+            taken += 1
+            assert fast == _phone_library(text), text
+        assert normalize_phone(text, None) == _phone_library(text), text
+    # the path is worth having: it answers for most numbers written with their country code
+    assert len(corpus) > 1000
+    assert taken > 0.8 * len(corpus)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+44 020 7946 0958",  # a national prefix after the country code: the library drops it
+        "+39 06 6982 0000",  # Italy keeps its leading zero
+        "+1 (555) 000-0123",
+        "+1 1555 000 0123",  # US national prefix after the country code
+        "+7 8 495 123 4567",
+        "+54 9 11 1234 5678",  # Argentina's mobile token
+        "+52 1 55 1234 5678",
+        "+800 1234 5678",  # non-geographic
+        "+0 555 000 0123",
+        "+999 123",
+        "+1 555",
+        "+15550000123 ext 5",
+        "＋1 555 000 0123",
+    ],
+)
+def test_phone_numbers_near_the_fast_path_get_the_library_answer(text: str) -> None:
+    try:
+        got: str | None = normalize_phone(text, None)
+    except InvalidValue:
+        got = None
+    assert got == _phone_library(text.strip())
+
+
+# --- is_junk without its regex answers as it did with it ---------------------------------------
+
+_OLD_ZEROS_AND_DASHES = re.compile(r"^[0\-]+$")
+_JUNK = {"anonymous", "guest", "null", "none", "undefined", "nan", "[object object]", "0", "-1"}
+
+
+def _is_junk_reference(value: str, extra: tuple[re.Pattern[str], ...] = ()) -> bool:
+    stripped = value.strip()
+    if not stripped:
+        return True
+    lowered = stripped.lower()
+    if lowered in _JUNK or _OLD_ZEROS_AND_DASHES.match(lowered):
+        return True
+    return any(p.fullmatch(stripped) for p in extra)
+
+
+@settings(max_examples=1000)
+@given(
+    st.one_of(
+        st.text(max_size=12),
+        st.text(alphabet="0-\n \t", max_size=12),
+        st.text(alphabet="0-aX\n", max_size=6),
+    ),
+    st.sampled_from([(), (re.compile(r"test-\d+"),), (re.compile(r"(?i)x+"), re.compile("a"))]),
+)
+def test_is_junk_answers_as_the_regex_did(value: str, extra: tuple[re.Pattern[str], ...]) -> None:
+    assert is_junk(value, extra) == _is_junk_reference(value, extra)

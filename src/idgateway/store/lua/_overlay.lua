@@ -3,8 +3,7 @@
 -- steps (identify, flush a session buffer, link a company, ...) where each sees the previous
 -- ones, and write nothing at all when a later step fails: all-or-nothing without MULTI.
 
-local function new_ctx(P)
-  local now = time_us()
+local function new_ctx(P, now)
   return {
     P = P,
     now = tostring(math.floor(now / 1000)),  -- epoch ms, as records store it
@@ -30,6 +29,19 @@ local function o_hget(ctx, key, field)
     e.f[field] = v
   end
   return v or nil
+end
+
+-- Read several fields of one hash in one HMGET (those not read yet), into the overlay.
+local function o_prefetch(ctx, key, fields)
+  local e = ov(ctx, key)
+  if e.full then return end
+  local missing = {}
+  for _, f in ipairs(fields) do
+    if e.f[f] == nil then table.insert(missing, f) end
+  end
+  if #missing == 0 then return end
+  local values = redis.call('HMGET', key, unpack(missing))
+  for i, f in ipairs(missing) do e.f[f] = values[i] or false end
 end
 
 local function o_hgetall(ctx, key)

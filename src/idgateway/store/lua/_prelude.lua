@@ -132,10 +132,10 @@ end
 -- Rate limits (SPEC §5.1): GCRA over the Redis server's clock, so every gateway process
 -- shares one limit. `limits` = [{key, name, quota, window_ms, burst}]; key is a suffix of P.
 -- Every limit is checked before any is spent: a refused call costs nothing.
--- Returns nil when allowed, else {name, retry_ms, quota, window_ms}.
-local function rate_check(P, limits)
+-- `now` is the call's time (µs). Returns nil when allowed, else {name, retry_ms, quota,
+-- window_ms}.
+local function rate_check(P, limits, now)
   if not limits or #limits == 0 then return nil end
-  local now = time_us()
   local next_tats = {}
   for i, l in ipairs(limits) do
     local interval = l.window_ms * 1000 / l.quota  -- µs between requests at the steady rate

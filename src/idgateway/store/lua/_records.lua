@@ -42,6 +42,11 @@ local function apply_record(ctx, op, spec, E, check)
   local types_key = ctx.P .. 'types:' .. ns
   local new_types = {}
   local bad = #E.violations
+  if #op.infer > 1 then
+    local fields = {}
+    for i, inf in ipairs(op.infer) do fields[i] = inf[1] end
+    o_prefetch(ctx, types_key, fields)
+  end
   for _, inf in ipairs(op.infer) do
     local stored = o_hget(ctx, types_key, inf[1])
     if not stored then

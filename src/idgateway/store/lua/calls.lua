@@ -8,9 +8,10 @@
 --   | invalid | conflict | mismatch | notfound {what = 's'} | limited
 local function fn_calls(keys, args)
   local P, req = keys[1], request(args)
-  local hit = rate_check(P, req.limits)
+  local now = time_us()
+  local hit = rate_check(P, req.limits, now)
   if hit then return limited_reply(hit) end
-  local ctx = new_ctx(P)
+  local ctx = new_ctx(P, now)
   local E = {violations = {}, conflicts = {}, mismatches = {}}
   local sid, ttl = req.session.id, req.session.ttl
   local sk = session_key(ctx, sid)

@@ -3,9 +3,10 @@
 -- Reply (EraseReply): ok | notfound | limited
 local function fn_erase(keys, args)
   local P, req = keys[1], request(args)
-  local hit = rate_check(P, req.limits)
+  local now = time_us()
+  local hit = rate_check(P, req.limits, now)
   if hit then return limited_reply(hit) end
-  local now_ms = tostring(math.floor(time_us() / 1000))
+  local now_ms = tostring(math.floor(now / 1000))
   local id = req.id
   local key = P .. 'c:' .. id
   local old = hash_to_table(redis.call('HGETALL', key))

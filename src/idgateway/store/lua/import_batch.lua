@@ -15,8 +15,8 @@
 
 local IMPORT_TTL_SECONDS = 2592000  -- a checkpoint is kept 30 days after its last batch
 
-local function import_row(P, row, spec)
-  local ctx = new_ctx(P)
+local function import_row(P, row, spec, now)
+  local ctx = new_ctx(P, now)
   local E = {violations = {}, conflicts = {}, mismatches = {}}
   local results = {}
   local sess = row.session
@@ -56,10 +56,11 @@ local function fn_import_batch(keys, args)
   local ck = P .. 'import:' .. req.file
   local at = tonumber(redis.call('HGET', ck, 'offset') or '0')
   if at ~= req.expect then return reply({status = 'stale', offset = at}) end
+  local now = time_us()  -- one clock for the batch: its rows are written together
   local results, failures = {}, {}
   local counts = {created = 0, updated = 0, unchanged = 0, rejected = req.mark.rejected}
   for _, row in ipairs(req.rows) do
-    local r = import_row(P, row, req.spec)
+    local r = import_row(P, row, req.spec, now)
     local line = tostring(row.line)
     results[line] = r
     if counts[r.status] then
@@ -74,7 +75,7 @@ local function fn_import_batch(keys, args)
   redis.call('HSET', ck, 'offset', int(m.offset), 'line', int(m.line), 'sha', m.sha,
     'batch_offset', int(m.batch_offset), 'batch_line', int(m.batch_line), 'pre', m.pre,
     'failures', cjson.encode(failures), 'done', m.done and '1' or '0',
-    'at', int(time_us() / 1000))
+    'at', int(now / 1000))
   redis.call('HINCRBY', ck, 'rows', m.rows)
   for name, n in pairs(counts) do redis.call('HINCRBY', ck, name, n) end
   redis.call('EXPIRE', ck, IMPORT_TTL_SECONDS)

@@ -4,7 +4,7 @@
 -- Reply (LimitReply): ok | limited {limit, retry_ms, quota, window_ms}
 local function fn_limit(keys, args)
   local P, req = keys[1], request(args)
-  local hit = rate_check(P, req.limits)
+  local hit = rate_check(P, req.limits, time_us())
   if hit then return limited_reply(hit) end
   return reply({status = 'ok'})
 end

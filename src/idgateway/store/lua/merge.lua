@@ -7,9 +7,10 @@
 -- Reply (MergeReply): ok {changed, fields} | notfound {what = 'into' | 'from'} | limited
 local function fn_merge(keys, args)
   local P, req = keys[1], request(args)
-  local hit = rate_check(P, req.limits)
+  local now = time_us()
+  local hit = rate_check(P, req.limits, now)
   if hit then return limited_reply(hit) end
-  local ctx = new_ctx(P)
+  local ctx = new_ctx(P, now)
   local into, from, spec = req.into, req['from'], req.spec
   local ikey, fkey = rec_key(ctx, 'c', into), rec_key(ctx, 'c', from)
   local a = o_hgetall(ctx, ikey)

@@ -7,9 +7,10 @@
 --   notfound {what} | limited
 local function fn_upsert(keys, args)
   local P, req = keys[1], request(args)
-  local hit = rate_check(P, req.limits)
+  local now = time_us()
+  local hit = rate_check(P, req.limits, now)
   if hit then return limited_reply(hit) end
-  local ctx = new_ctx(P)
+  local ctx = new_ctx(P, now)
   local E = {violations = {}, conflicts = {}, mismatches = {}}
   local results = {}
   local sess = req.session
