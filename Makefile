@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## run: serve config/gateway.toml on the embedded Valkey (http://127.0.0.1:8080)
+## run: serve config/gateway.toml on the embedded Valkey (http://127.0.0.1:8080, its server.port;
+##      `make run PORT=9000` listens there instead, and the example profile webhook follows)
 run: $(STAMP)
-	$(BIN)/idgateway serve --config config/gateway.toml
+	$(BIN)/idgateway serve --config config/gateway.toml $(if $(PORT),--port $(PORT))
 
 ## test: the whole suite (unit, integration, e2e) on an embedded Valkey, or REDIS_URL
 test: $(STAMP)

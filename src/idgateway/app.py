@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 import structlog
 from litestar import Litestar, Response, get
 from litestar.plugins.prometheus import PrometheusController
+from litestar.routes import HTTPRoute
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -26,7 +27,7 @@ from idgateway.api._cors import session_cors
 from idgateway.api._deps import DEPENDENCIES, Gateway, Runtime
 from idgateway.api._hot import hot_writes
 from idgateway.api._limits import spend_before
-from idgateway.api._middleware import request_context
+from idgateway.api._middleware import allow_header, request_context
 from idgateway.api._openapi import openapi_config, swagger_asset
 from idgateway.api._problems import handle_exception
 from idgateway.api.auth import KeyRing
@@ -242,8 +243,14 @@ def wrap(app: Litestar) -> ASGIApp:
         store: Store | None = app.state.store
         return store
 
+    methods = {
+        route.path_format: ", ".join(sorted(route.methods))
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+    }
     gateway = app.state.gateway
-    lean = hot_writes(cast("ASGIApp", app), gateway, store_of)
+    routed = allow_header(cast("ASGIApp", app), methods)
+    lean = hot_writes(routed, gateway, store_of)
     authenticated = authentication(lean, gateway, store_of)
     return request_context(session_cors(authenticated, origins))
 

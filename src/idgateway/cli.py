@@ -3,33 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import tempfile
-from typing import TYPE_CHECKING
+import time
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine, Iterator
+
     from idgateway.settings import Settings
+
+T = TypeVar("T")
 
 DEFAULT_CONFIG = "config/gateway.toml"
 
 
-def _load(path: str) -> Settings | None:
+def _load(path: str, *, check: bool = False) -> Settings | None:
+    """The configuration, or None after printing its errors. ``check`` (``config check``):
+    also resolve outbound host names; warnings are then the caller's to print."""
     from idgateway.config import load_config
     from idgateway.settings import ConfigError
 
     try:
-        return load_config(path)
+        settings = load_config(path, resolve_hosts=check)
     except ConfigError as exc:
-        print(f"config: {len(exc.issues)} error(s)", file=sys.stderr)
+        errors = sum(issue.severity == "error" for issue in exc.issues)
+        print(f"config: {errors} error(s)", file=sys.stderr)
         for issue in exc.issues:
             print(f"  {issue}", file=sys.stderr)
         return None
+    if not check:
+        for issue in settings.warnings:
+            print(f"config {issue}", file=sys.stderr)
+    return settings
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
+    settings = _load(args.config, check=True)
     if settings is None:
         return 1
     gw = settings.gateway
@@ -58,6 +71,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for issue in settings.warnings:
+        print(f"  {issue}")
     for t in settings.tenants.values():
         if (
             any(k.kind == "publishable" for k in t.api_keys)
@@ -141,6 +156,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["IDGW_REDIS_URL"] = url
         if args.no_worker:
             os.environ["IDGW_NO_WORKER"] = "1"
+        port = args.port if args.port is not None else gw.server.port
+        # A config may name the gateway itself with ${IDGW_PORT} (the example profile webhook
+        # is its own Groove profile source): the port this server listens on, whatever chose it.
+        os.environ["IDGW_PORT"] = str(port)
         workers = args.workers or gw.server.workers
         if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             # Each worker writes its metrics to files here; /metrics on any worker sums them.
@@ -149,7 +168,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "idgateway.app:app_from_env",
             factory=True,
             host=args.host or gw.server.host,
-            port=args.port if args.port is not None else gw.server.port,
+            port=port,
             workers=workers,
             log_config=None,
             access_log=False,
@@ -321,6 +340,304 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+@contextlib.contextmanager
+def _operator_redis(settings: Settings) -> Iterator[str | None]:
+    """The Redis of an operator command (import, export, fields): ``IDGW_REDIS_URL`` or
+    ``redis.url``; with the embedded server, the one a running ``serve`` of this config owns
+    (through its socket), or else one started for the command, holding the data dir's lock
+    as ``serve`` does, and stopped after it. Yields None after printing why there is none."""
+    from idgateway.logging import configure_logging
+    from idgateway.store import DataDirInUse, EmbeddedStartFailed, EmbeddedValkey, socket_path
+
+    gw = settings.gateway
+    # on stderr, and only what needs attention: standard output may be the data (export)
+    configure_logging(gw.logging.format, "warning")
+    url = os.environ.get("IDGW_REDIS_URL") or gw.redis.url
+    if url:
+        yield url
+        return
+    embedded = EmbeddedValkey(gw.redis.data_dir, gw.redis.appendfsync)
+    try:
+        embedded.start()
+    except DataDirInUse:
+        socket = socket_path(gw.redis.data_dir)
+        for _ in range(100):  # a gateway that is starting creates it shortly
+            if socket.exists():
+                break
+            time.sleep(0.1)
+        yield f"unix://{socket}"
+        return
+    except EmbeddedStartFailed as exc:
+        print(f"cannot start the embedded Valkey in {gw.redis.data_dir}: {exc}", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _import_progress(console: Any, name: str, size: int) -> Any:
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:>11,} rows"),
+        TextColumn("{task.fields[rate]:>9,.0f} rows/s"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    progress.add_task(name, total=size or None, rows=0, rate=0.0)
+    return progress
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 1
+    tenant_id = _tenant_of(settings, args.tenant)
+    if tenant_id is None:
+        return 1
+    from pathlib import Path
+
+    from idgateway import service
+    from idgateway.store import UNAVAILABLE, Store
+    from idgateway.tenancy import Tenant
+
+    tenant = Tenant.build(settings.tenants[tenant_id])
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"import: no such file: {path}", file=sys.stderr)
+        return 1
+    console = _console()
+    size = path.stat().st_size
+
+    async def main(url: str) -> service.ImportSummary:
+        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
+        bar = _import_progress(console, path.name, size)
+        started = time.perf_counter()
+
+        def progress(p: service.ImportProgress) -> None:
+            rate = p.run_rows / max(time.perf_counter() - started, 1e-9)
+            bar.update(bar.task_ids[0], completed=p.offset, rows=p.tally.rows, rate=rate)
+
+        try:
+            with bar:
+                return await service.import_file(
+                    store,
+                    tenant,
+                    path,
+                    resume=args.resume,
+                    fmt=args.format,
+                    batch_rows=args.batch,
+                    progress=progress,
+                    notice=lambda text: console.print(f"import: {text}"),
+                )
+        finally:
+            await store.close()
+
+    with _operator_redis(settings) as url:
+        if url is None:
+            return 1
+        try:
+            summary = _run(main(url))
+        except service.ImportFailed as exc:
+            print(f"import: {exc}", file=sys.stderr)
+            return 1
+        except UNAVAILABLE as exc:
+            print(f"import: Redis does not answer ({exc}); --resume continues", file=sys.stderr)
+            return 1
+    t = summary.tally
+    if summary.already_done:
+        print(f"{path}: already imported for tenant {tenant_id} (nothing to resume)")
+    else:
+        where = (
+            f", resumed after line {summary.resumed_at_line:,}" if summary.resumed_at_line else ""
+        )
+        print(
+            f"{path} ({summary.format}) for tenant {tenant_id}: {summary.run_rows:,} rows in "
+            f"{summary.seconds:.1f} s, {summary.rows_per_second:,.0f} rows/s{where}"
+        )
+    print(
+        f"  rows {t.rows:,}: created {t.created:,}, updated {t.updated:,}, "
+        f"unchanged {t.unchanged:,}, rejected {t.rejected:,}"
+    )
+    if summary.rejects is not None and t.rejected:
+        print(f"  rejected rows, with line and reason: {summary.rejects}")
+    return 2 if t.rejected else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 1
+    tenant_id = _tenant_of(settings, args.tenant)
+    if tenant_id is None:
+        return 1
+    from pathlib import Path
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from idgateway import service
+    from idgateway.store import UNAVAILABLE, Store
+    from idgateway.tenancy import Tenant
+
+    tenant = Tenant.build(settings.tenants[tenant_id])
+    console = _console()
+
+    async def main(url: str, out: IO[bytes]) -> service.ExportProgress:
+        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
+        bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]export {task.fields[tenant]}"),
+            TextColumn("{task.fields[companies]:>9,} companies"),
+            TextColumn("{task.fields[contacts]:>11,} contacts"),
+            TextColumn("{task.fields[rate]:>9,.0f} records/s"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        task = bar.add_task("export", total=None, tenant=tenant_id, companies=0, contacts=0, rate=0)
+        started = time.perf_counter()
+
+        def progress(p: service.ExportProgress) -> None:
+            rate = (p.contacts + p.companies) / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, companies=p.companies, contacts=p.contacts, rate=rate)
+
+        try:
+            with bar:
+                return await service.export_records(store, tenant, out, progress=progress)
+        finally:
+            await store.close()
+
+    with _operator_redis(settings) as url:
+        if url is None:
+            return 1
+        target = Path(args.out) if args.out else None
+        partial = target.with_name(target.name + ".partial") if target else None
+        try:
+            if partial is not None and target is not None:
+                with partial.open("wb") as out:
+                    done = _run(main(url, out))
+                partial.replace(target)
+            else:
+                done = _run(main(url, sys.stdout.buffer))
+                sys.stdout.buffer.flush()
+        except UNAVAILABLE as exc:
+            print(f"export: Redis does not answer ({exc})", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"export: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        finally:
+            if partial is not None:
+                partial.unlink(missing_ok=True)
+    where = f" to {target}" if target else ""
+    print(
+        f"exported {done.companies:,} companies and {done.contacts:,} contacts of tenant "
+        f"{tenant_id}{where}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_fields(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 1
+    tenant_id = _tenant_of(settings, args.tenant)
+    if tenant_id is None:
+        return 1
+    from idgateway import service
+    from idgateway.store import UNAVAILABLE, FieldHeld, Store
+    from idgateway.tenancy import Tenant
+
+    tenant = Tenant.build(settings.tenants[tenant_id])
+
+    async def listing(url: str) -> list[service.InferredField]:
+        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
+        try:
+            return await service.inferred_fields(store, tenant)
+        finally:
+            await store.close()
+
+    async def reset(url: str) -> service.ResetOutcome:
+        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
+        try:
+            return await service.reset_field(store, tenant, args.key)
+        finally:
+            await store.close()
+
+    with _operator_redis(settings) as url:
+        if url is None:
+            return 1
+        try:
+            if args.fields_command == "list":
+                fields = _run(listing(url))
+            else:
+                outcome = _run(reset(url))
+        except UNAVAILABLE as exc:
+            print(f"fields: Redis does not answer ({exc})", file=sys.stderr)
+            return 1
+    if args.fields_command == "list":
+        if not fields:
+            print(f"tenant {tenant_id}: no inferred fields")
+            return 0
+        rows = [("entity", "key", "type")] + [(f.entity, f.key, f.type) for f in fields]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        return 0
+    entity, key = service.field_name(args.key)
+    if outcome == "forgotten":
+        print(f"{entity} field {key!r}: type forgotten; the next value stored fixes it again")
+        return 0
+    if outcome == "unknown":
+        print(
+            f"{entity} field {key!r} has no inferred type (declared and standard fields have "
+            "their own; see `fields list`)",
+            file=sys.stderr,
+        )
+    elif isinstance(outcome, FieldHeld):
+        print(
+            f"{entity} field {key!r} is held by {outcome.record_id} (and maybe others): "
+            "remove it from every record first",
+            file=sys.stderr,
+        )
+    else:
+        print(f"{entity} field {key!r}: records kept changing; try again", file=sys.stderr)
+    return 1
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idgateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -371,6 +688,37 @@ def build_parser() -> argparse.ArgumentParser:
     denable.add_argument("vendor")
     for p in (dlist, dreplay, denable):
         p.set_defaults(func=cmd_deliveries)
+
+    imp = sub.add_parser(
+        "import", help="bulk identify from NDJSON or CSV (a row is an identify body)"
+    )
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--config", default=config_default)
+    imp.add_argument("--tenant", help="tenant id (needed when there are several)")
+    imp.add_argument("--resume", action="store_true", help="continue after the last committed row")
+    imp.add_argument("--format", choices=["ndjson", "csv"], help="default: from the extension")
+    imp.add_argument("--batch", type=_positive, default=500, help="rows per batch (default 500)")
+    imp.set_defaults(func=cmd_import)
+
+    export = sub.add_parser("export", help="every contact and company of a tenant as NDJSON")
+    export.add_argument("--config", default=config_default)
+    export.add_argument("--tenant", help="tenant id (needed when there are several)")
+    export.add_argument("--out", metavar="FILE", help="default: standard output")
+    export.set_defaults(func=cmd_export)
+
+    fields = sub.add_parser("fields", help="inferred field types")
+    fields.add_argument("--config", default=config_default)
+    fields.add_argument("--tenant", help="tenant id (needed when there are several)")
+    fsub = fields.add_subparsers(dest="fields_command", required=True)
+    flist = fsub.add_parser("list", help="inferred fields and their types", parents=[common])
+    freset = fsub.add_parser(
+        "reset",
+        help="forget an inferred field's type (only when no record holds it)",
+        parents=[common],
+    )
+    freset.add_argument("key", metavar="KEY", help="a contact field, or company.KEY")
+    for p in (flist, freset):
+        p.set_defaults(func=cmd_fields)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -446,7 +446,7 @@ def test_the_script_is_served_without_a_key_small_and_cached(setup: Setup) -> No
     url = f"{setup.gateway.url}/sdk/v1/idgw.js"
     plain = httpx.get(url, headers={"Accept-Encoding": "identity"})
     assert plain.status_code == 200
-    assert plain.headers["content-type"].startswith("text/javascript")
+    assert plain.headers["content-type"] == "text/javascript; charset=utf-8"
     assert b"idgw" in plain.content and b"import " not in plain.content
     cache = plain.headers["cache-control"]
     assert "public" in cache

@@ -20,6 +20,8 @@ log = structlog.get_logger("idgateway.access")
 _stdlib = logging.getLogger("idgateway.access")
 SLOW_SECONDS = 1.0
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+# Scope key set when the client hung up before its request was read in full.
+CLIENT_GONE = "idgw.client_gone"
 
 
 def request_context(app: ASGIApp) -> ASGIApp:
@@ -37,7 +39,7 @@ def request_context(app: ASGIApp) -> ASGIApp:
         rid = given if given and _REQUEST_ID.match(given) else os.urandom(8).hex().encode()
         new_request(rid.decode())
         method = scope["method"]
-        status = 500
+        status = 0  # until a response starts
         started = time.perf_counter()
         running = http_metrics.running(method)
         running.inc()
@@ -49,9 +51,21 @@ def request_context(app: ASGIApp) -> ASGIApp:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
             await send(message)
 
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                # Litestar reports a body cut short as an internal error; the error handler
+                # reads this flag to answer it as the client's doing (api/_problems.py).
+                scope[CLIENT_GONE] = True
+            return message
+
         try:
-            await app(scope, receive, send_wrapper)
+            await app(scope, receive_wrapper, send_wrapper)
         finally:
+            if not status:
+                # Nothing was answered: the client hung up mid-body (the lean path answers
+                # nobody then), which is a 400 as on Litestar's routes; or the app failed.
+                status = 400 if scope.get(CLIENT_GONE) else 500
             seconds = time.perf_counter() - started
             running.dec()
             # The route's template, as Litestar's router (or the lean path) recorded it.
@@ -75,5 +89,37 @@ def request_context(app: ASGIApp) -> ASGIApp:
                     status=status,
                     duration_ms=round(seconds * 1000, 2),
                 )
+
+    return middleware
+
+
+def allow_header(app: ASGIApp, methods_by_route: dict[str, str]) -> ASGIApp:
+    """Answer ``OPTIONS`` with every method of the route in ``Allow``.
+
+    Litestar 2 builds a path's automatic ``OPTIONS`` handler when the path's first handler is
+    registered and never updates it, so ``OPTIONS /v1/contacts/{id}`` listed ``GET`` but not
+    ``DELETE`` (litestar#4169, fixed in Litestar 3 only). The router records the matched
+    route's template in the scope (``path_template``); its methods come from the app's final
+    routes (``methods_by_route``). Answers without an ``Allow`` header (a CORS preflight, a
+    404) pass unchanged.
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+            await app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                allow = methods_by_route.get(scope.get("path_template", ""))
+                headers = message.get("headers", [])
+                if allow is not None and any(k.lower() == b"allow" for k, _ in headers):
+                    message["headers"] = [
+                        *((k, v) for k, v in headers if k.lower() != b"allow"),
+                        (b"allow", allow.encode()),
+                    ]
+            await send(message)
+
+        await app(scope, receive, send_wrapper)
 
     return middleware

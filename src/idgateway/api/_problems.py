@@ -17,6 +17,7 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from idgateway.api._middleware import CLIENT_GONE
 from idgateway.errors import (
     GatewayError,
     Malformed,
@@ -200,4 +201,12 @@ def account(exc: Exception, path: str) -> GatewayError:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     path = request.url.path
+    if request.scope.get(CLIENT_GONE):
+        # The client hung up mid-body (fewer bytes than its Content-Length): nobody reads
+        # this answer, and nothing went wrong here. The access log shows it as a 400.
+        gone = Malformed(
+            "the request body ended before its declared length (the client hung up)",
+            reason="client_disconnected",
+        )
+        return problem_response(gone, path)
     return problem_response(account(exc, path), path)

@@ -43,7 +43,8 @@ async def contact_profile(
     rendered = await profiles.render(tenant, contact_id, refresh=refresh)
     if _wants_json(request):
         return Response(rendered, media_type="application/json")
-    return Response(rendered.html, media_type="text/html; charset=utf-8")
+    # Litestar adds "; charset=utf-8" to every text/* type itself
+    return Response(rendered.html, media_type="text/html")
 
 
 @post(

@@ -56,7 +56,7 @@ async def sdk_script(request: Request[Any, Any, Any]) -> Response[bytes]:
     if _accepts_gzip(request.headers.get("accept-encoding", "")):
         return Response(
             SDK_GZIP,
-            media_type="text/javascript; charset=utf-8",
+            media_type="text/javascript",
             headers={**_HEADERS, "Content-Encoding": "gzip"},
         )
-    return Response(SDK_SOURCE, media_type="text/javascript; charset=utf-8", headers=_HEADERS)
+    return Response(SDK_SOURCE, media_type="text/javascript", headers=_HEADERS)

@@ -13,6 +13,7 @@ from idgateway.net._errors import (
     ResponseTooLarge,
 )
 from idgateway.net._ranges import check_address
+from idgateway.net._vet import check_url, resolve_now
 
 __all__ = [
     "BlockedDestination",
@@ -24,5 +25,7 @@ __all__ = [
     "ResolveFailed",
     "ResponseTooLarge",
     "check_address",
+    "check_url",
+    "resolve_now",
     "resolve_with_getaddrinfo",
 ]

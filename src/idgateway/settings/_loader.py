@@ -14,13 +14,14 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
 from idgateway.settings._schema import GatewayFile, TenantFile, dec_hook
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${NAME}, or ${NAME:-default} (the default when NAME is unset, as in the shell)
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
 
 T = TypeVar("T")
@@ -28,12 +29,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ConfigIssue:
+    """One problem of one file, at a ``$.key.path``. A ``warning`` is reported but does not
+    stop the gateway (e.g. a host name that does not resolve right now)."""
+
     file: str
     path: str
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.path}: {self.message}"
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{prefix}{self.file}: {self.path}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -52,14 +58,15 @@ class Settings:
     gateway: GatewayFile
     tenants: dict[str, TenantFile] = field(default_factory=dict)
     tenant_files: dict[str, Path] = field(default_factory=dict)
+    warnings: list[ConfigIssue] = field(default_factory=list)  # set by load_config
 
 
 def _interpolate(value: Any, path: str, file: str, issues: list[ConfigIssue]) -> Any:
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            found = os.environ.get(name)
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name, default)
             if found is None:
                 issues.append(ConfigIssue(file, path, f"environment variable {name} is not set"))
                 return ""

@@ -2,7 +2,8 @@
 
 - :class:`Store` bundles the repositories of one Redis: :class:`RecordRepository` (contacts,
   companies, sessions), :class:`RateLimits`, :class:`ProfileCache`, :class:`DeliveryQueues`,
-  :class:`Ingestion` (the Segment-compatible source's events and rejections).
+  :class:`Ingestion` (the Segment-compatible source's events and rejections),
+  :class:`BulkRepository` (import batches, record pages, inferred field types).
 - :mod:`idgateway.store._keys` is the key map; :mod:`idgateway.store._wire` declares every
   function's request and reply; ``lua/`` holds the functions.
 - :class:`EmbeddedValkey` runs the embedded server (``redis.url`` empty), supervised.
@@ -11,6 +12,15 @@
   local cluster for tests and benchmarks.
 """
 
+from idgateway.store._bulk import (
+    BulkRepository,
+    CheckpointMoved,
+    FieldHeld,
+    FieldResetOutcome,
+    ImportCheckpoint,
+    ImportRow,
+    RowOutcome,
+)
 from idgateway.store._codec import company_of, contact_of
 from idgateway.store._connection import (
     UNAVAILABLE,
@@ -56,14 +66,16 @@ from idgateway.store._records import (
     session_of,
 )
 from idgateway.store._store import Store
-from idgateway.store._wire import DeliveryOutcome, IngestOutcome
+from idgateway.store._wire import DeliveryOutcome, ImportMark, IngestOutcome
 
 __all__ = [
     "BUCKETS",
     "GLOBAL",
     "UNAVAILABLE",
+    "BulkRepository",
     "CachedProfile",
     "CallsResult",
+    "CheckpointMoved",
     "Client",
     "DataDirInUse",
     "DeadLetter",
@@ -72,6 +84,11 @@ __all__ = [
     "EmbeddedStartFailed",
     "EmbeddedValkey",
     "EventWrite",
+    "FieldHeld",
+    "FieldResetOutcome",
+    "ImportCheckpoint",
+    "ImportMark",
+    "ImportRow",
     "IngestOutcome",
     "Ingestion",
     "Job",
@@ -85,6 +102,7 @@ __all__ = [
     "RecordResult",
     "Rejection",
     "ReplicaTimeout",
+    "RowOutcome",
     "ServerKindMismatch",
     "SessionRef",
     "Store",

@@ -57,6 +57,10 @@ key                        type    holds
                                    returnMessage)
 ``…:rl:<scope>:<name>``    string  a rate limit's theoretical arrival time (µs, GCRA):
                                    ``k:<key name>``, ``s:<session id>``, ``a:<address>``
+``…:import:<file id>``     hash    checkpoint of ``idgateway import`` of one file (the id:
+                                   a digest of its first 64 KiB): ``offset`` / ``line`` /
+                                   ``sha`` read and committed, counts, the last batch's
+                                   refusals; 30 days after the last batch
 ``…:m:<message id>``       string  a Segment ``messageId`` seen (``1``, expires after 24 h):
                                    the event is skipped when sent again
 ``…:rej``                  stream  ingestion rejections (SPEC §5.8): ``p`` the reason (JSON,

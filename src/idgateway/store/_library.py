@@ -45,6 +45,9 @@ FUNCTIONS: dict[str, bool] = {
     "deliver_complete": False,
     "deliver_replay": False,
     "deliver_trim": False,
+    "import_batch": False,
+    "scan_records": True,
+    "field_reset": False,
     "ingest": False,
 }
 # The writes an API call answers 2xx for: with redis.wait_replicas they wait for a replica.

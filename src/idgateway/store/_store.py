@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from idgateway.store._bulk import BulkRepository
 from idgateway.store._connection import connect, warm_up
 from idgateway.store._deliveries import DeliveryQueues
 from idgateway.store._ingest import Ingestion
@@ -42,6 +43,7 @@ class Store:
         self.limits = RateLimits(self.library)
         self.profiles = ProfileCache(client, self.library)
         self.deliveries = DeliveryQueues(client, reader or client, self.library)
+        self.bulk = BulkRepository(client, self.library)
         self.ingestion = Ingestion(client, self.library)
 
     @classmethod

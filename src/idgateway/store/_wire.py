@@ -380,3 +380,100 @@ class TrimRequest(_Wire):
 
 class Trimmed(_Reply, tag="ok"):
     trimmed: int
+
+
+# --- import_batch, scan_records, field_reset (idgateway import / export / fields) ----------
+
+
+class ImportRowWire(_Wire):
+    """One row of an import: an identify call (as upsert takes it) and its line in the file."""
+
+    line: int
+    records: list[RecordOpWire]  # companies first
+    link: bool = False
+    session: SessionWire | None = None
+
+
+class ImportMark(_Wire):
+    """The checkpoint after a batch: where the file was read to, and what to report again
+    when a killed run is resumed (the rejects of the batch)."""
+
+    offset: int  # bytes of the file read, through the batch's last row
+    line: int  # the last line read
+    sha: str  # hex SHA-256 of those bytes: a resumed run checks the file did not change
+    batch_offset: int  # where the batch began
+    batch_line: int  # its first line
+    rows: int  # rows in the batch, those refused by the client included
+    rejected: int  # rows the client refused before sending
+    pre: str  # those rows' reasons, opaque to the function (JSON text)
+    done: bool = False  # the last batch of the file
+
+
+class ImportBatchRequest(_Wire):
+    file: str  # the import's id (a digest of the file's first bytes)
+    expect: int  # the checkpoint's offset this batch continues from
+    rows: list[ImportRowWire]
+    spec: dict[str, IndexSpec]
+    mark: ImportMark
+
+
+class RowCreated(_Reply, tag="created"):
+    pass
+
+
+class RowUpdated(_Reply, tag="updated"):
+    pass
+
+
+class RowUnchanged(_Reply, tag="unchanged"):
+    pass
+
+
+RowResult = RowCreated | RowUpdated | RowUnchanged | Invalid | Conflict | Mismatch | NotFound
+RowFailure = Invalid | Conflict | Mismatch | NotFound
+
+
+class ImportDone(_Reply, tag="ok"):
+    results: dict[str, RowResult]  # line -> result
+
+
+class Stale(_Reply, tag="stale"):
+    offset: int  # where the checkpoint is
+
+
+ImportBatchReply = ImportDone | Stale
+
+
+class ScanRequest(_Wire):
+    ns: Namespace
+    cursor: str
+    count: int
+    field: str | None = None
+
+
+class ScanPage(_Reply, tag="ok"):
+    cursor: str
+    records: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
+    holders: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class FieldResetRequest(_Wire):
+    ns: Namespace
+    field: str  # hash field, p.<key>
+    since: str  # the outbox's last id when the scan began
+    added: int  # and its count of entries ever added then
+
+
+class FieldForgotten(_Reply, tag="ok"):
+    type: str
+
+
+class Held(_Reply, tag="held"):
+    id: str
+
+
+class Unsure(_Reply, tag="unsure"):
+    pass
+
+
+FieldResetReply = FieldForgotten | NotFound | Held | Unsure

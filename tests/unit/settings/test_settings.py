@@ -333,6 +333,35 @@ def test_env_references_are_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert settings.gateway.redis.url == "redis://127.0.0.1:6390/0"
 
 
+def test_an_env_reference_may_give_a_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``${NAME:-default}``: the default when NAME is unset, as in the shell (the example
+    tenant's profile webhook names the gateway's own port as ``${IDGW_PORT:-8080}``)."""
+    monkeypatch.delenv("IDGW_UNIT_UNSET", raising=False)
+    monkeypatch.setenv("IDGW_UNIT_SET", "9000")
+    gateway = '[redis]\nurl = "redis://h:${IDGW_UNIT_SET:-1}/${IDGW_UNIT_UNSET:-0}"\n'
+    tenants = {"acme": tenant_toml(top='name = "${IDGW_UNIT_UNSET:-}Acme"')}
+
+    settings = load(make_tree(tmp_path, gateway, tenants))
+
+    assert settings.gateway.redis.url == "redis://h:9000/0"
+    assert settings.tenants["acme"].name == "Acme"
+
+
+def test_the_example_profile_webhook_follows_the_port_serve_listens_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("IDGW_PORT", raising=False)
+    default = load(EXAMPLE_CONFIG).tenants["example"].profile
+    monkeypatch.setenv("IDGW_PORT", "9123")
+    moved = load(EXAMPLE_CONFIG).tenants["example"].profile
+
+    assert default is not None and moved is not None
+    assert default.webhook_url == "http://127.0.0.1:8080/compat/groove/custom-profile"
+    assert moved.webhook_url == "http://127.0.0.1:9123/compat/groove/custom-profile"
+
+
 def test_missing_env_variable_in_tenant_names_it_file_and_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
