@@ -20,11 +20,15 @@ Scenarios and their floors:
   rendering the same template with the same context.
 - identify core: the pure-Python work of one identify in a loop (``identify_core.py``), CPU and
   instructions (``valgrind --tool=callgrind``, independent of load; skipped without valgrind).
+- segment: ``/v1/batch`` events per second beside identify req/s (``segment_events.py``).
+- import: ``idgateway import`` of a fresh 100,000-row file (``import_bench.py``): rows per
+  second against identify's req/s above, CPU per row and peak RSS of the import process.
 
 Environment: ``BENCH_SECONDS`` (measuring time of each subject, split into rounds; default 20),
 ``BENCH_ROUNDS`` (default 5), ``BENCH_CONTACTS`` (the "1M"; default 1,000,000, or 50,000 when
-``BENCH_SECONDS`` is under 10), ``BENCH_ONLY`` (comma-separated scenario names), ``REDIS_URL``
-(else an embedded Valkey). A quick look: ``BENCH_SECONDS=3 make bench``.
+``BENCH_SECONDS`` is under 10), ``BENCH_IMPORT_ROWS`` (default 100,000), ``BENCH_ONLY``
+(comma-separated scenario names), ``REDIS_URL`` (else an embedded Valkey). A quick look:
+``BENCH_SECONDS=3 make bench``.
 
 Prints a table and writes ``benchmarks/results/latest.json``.
 """
@@ -53,6 +57,7 @@ import httpx
 import msgspec
 import redis as redis_sync
 from _measure import process_cpu, put, script_stats
+from import_bench import run as import_run
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -129,6 +134,11 @@ FIGURES = [
     "segment_cpu_usec_per_event",
     "segment_mixed_events_per_s",
     "segment_non_2xx",
+    "import_rows",
+    "import_to_identify",
+    "import_cpu_us_per_row",
+    "import_valkey_cpu_us_per_row",
+    "import_peak_rss_mb",
     "loadgen_max_rps_vs_null_server",
 ]
 TENANT_FIELDS = """
@@ -797,11 +807,26 @@ def segment_scenario(bench: Bench) -> dict[str, Any]:
     return res
 
 
+IMPORT_ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "100000"))
+
+
+def import_scenario(bench: Bench) -> dict[str, Any]:
+    """``idgateway import`` of a fresh 100,000-row NDJSON file (the typical contact) into a
+    fresh tenant on this run's Redis: rows/s against identify req/s measured above."""
+    res = import_run(bench.redis_url, bench.work / "import", IMPORT_ROWS)
+    identify = bench.results.get("identify_rps")
+    if identify:
+        res["import_to_identify"] = round(res["import_rows_per_s"] / identify, 2)
+    log(f"import: {res['import_rows']:,} rows at {res['import_rows_per_s']} rows/s, "
+        f"peak RSS {res['import_peak_rss_mb']} MB")  # fmt: skip
+    return res
+
+
 # Scenarios in the order they run; each returns figures merged into the results (a later one
-# may read an earlier one's, e.g. identify_rps). To add one (segment_events_per_s,
-# import_rows_per_s): write `def scenario(bench: Bench) -> dict[str, Any]` that measures the
-# subject and its floor in interleaved rounds and stores medians with `put` (which adds the
-# `_spread`), register it here, and give its keys a line in TARGETS (and FIGURES).
+# may read an earlier one's, e.g. identify_rps). To add one: write
+# `def scenario(bench: Bench) -> dict[str, Any]` that measures the subject and its floor
+# in interleaved rounds and stores medians with `put` (which adds the `_spread`),
+# register it here, and give its keys a line in TARGETS (and FIGURES).
 SCENARIOS: list[tuple[str, Callable[[Bench], dict[str, Any]]]] = [
     ("identify", identify_scenario),
     ("latency", latency_scenario),
@@ -809,6 +834,7 @@ SCENARIOS: list[tuple[str, Callable[[Bench], dict[str, Any]]]] = [
     ("renders", render_scenario),
     ("core", core_scenario),
     ("segment", segment_scenario),
+    ("import", import_scenario),
 ]
 
 
