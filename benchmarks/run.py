@@ -200,9 +200,7 @@ def tenant_toml(tenant: str, extra: str = "") -> str:
         "allow_private_networks = true\n"
         f'[[api_keys]]\nname = "bench"\nkind = "secret"\nkey = "{SECRET}-{tenant}"\n'
         # limited (the check costs what it costs in production), never reached
-        'rate_limit = "1000000/s"\n'
-        + TENANT_FIELDS
-        + extra
+        'rate_limit = "1000000/s"\n' + TENANT_FIELDS + extra
     )
 
 
