@@ -531,22 +531,34 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 1
         target = Path(args.out) if args.out else None
         partial = target.with_name(target.name + ".partial") if target else None
+        where = str(target) if target else "the standard output"
         try:
-            if partial is not None and target is not None:
-                with partial.open("wb") as out:
-                    done = _run(main(url, out))
-                partial.replace(target)
-            else:
-                done = _run(main(url, sys.stdout.buffer))
-                sys.stdout.buffer.flush()
-        except UNAVAILABLE as exc:
-            print(f"export: Redis does not answer ({exc})", file=sys.stderr)
-            return 1
+            out = partial.open("wb") if partial is not None else sys.stdout.buffer
         except OSError as exc:
-            print(f"export: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"export: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
             return 1
+        try:
+            try:
+                done = _run(main(url, out))  # writes fail as ExportFailed
+            except service.ExportFailed as exc:
+                print(f"export: {where}: {exc}", file=sys.stderr)
+                return 1
+            except UNAVAILABLE as exc:
+                print(f"export: Redis does not answer ({exc})", file=sys.stderr)
+                return 1
+            try:
+                if partial is not None and target is not None:
+                    out.close()
+                    partial.replace(target)
+                else:
+                    out.flush()
+            except OSError as exc:
+                print(f"export: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+                return 1
         finally:
             if partial is not None:
+                with contextlib.suppress(OSError):  # already said why, or closed
+                    out.close()
                 partial.unlink(missing_ok=True)
     where = f" to {target}" if target else ""
     print(

@@ -221,6 +221,34 @@ def test_export_writes_every_record_once_as_the_api_answers_it(
     assert not (tmp_path / "all.ndjson.partial").exists()
 
 
+def test_export_to_a_place_it_cannot_write_says_so(tmp_path: Path, redis_url: str) -> None:
+    """Not "Redis does not answer": the output is what failed (a missing folder; a standard
+    output on /dev/full, whose every write fails with ENOSPC)."""
+    config = write_config(tmp_path / "cfg", redis_url, free_port())
+    row = tmp_path / "one.ndjson"
+    row.write_text(json.dumps({"user_id": uniq("full"), "traits": {"email": "f@example.org"}}))
+    imported = run_cli(
+        "import", str(row), "--config", str(config), "--tenant", "acme", cwd=tmp_path
+    )
+    assert imported.returncode == 0, imported.stderr
+    missing = tmp_path / "no-such-folder" / "all.ndjson"
+    result = run_cli(
+        "export", "--config", str(config), "--tenant", "acme", "--out", str(missing), cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot write {missing}" in result.stderr, result.stderr
+    with open("/dev/full", "wb") as full:  # noqa: PTH123
+        result = subprocess.run(
+            [sys.executable, "-m", "idgateway", "export", "--config", str(config), "--tenant",
+             "acme"],
+            cwd=tmp_path, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "standard output" in result.stderr and "No space left" in result.stderr, result.stderr
+    assert "Redis does not answer" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # --- fields -----------------------------------------------------------------------------------
 
 

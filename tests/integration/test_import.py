@@ -15,6 +15,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 import pytest
 
 from idgateway import service
@@ -199,6 +200,62 @@ async def test_a_bad_csv_header_stops_the_import(
         await service.import_file(store, acme, path)
 
 
+async def test_csv_records_csv_cannot_read_are_rejects_and_the_rest_lands(
+    store: Store, acme: Tenant, tmp_path: Path, api: httpx.AsyncClient
+) -> None:
+    """A stray carriage return, a cell past csv's field size limit and a number past Python's
+    int digits neither stop the import nor each later --resume: each is a reject with its line
+    and reason (the number is read as text, too long for one), and the rest lands."""
+    u = uniq("csvbad")
+    path = tmp_path / "odd.csv"
+    path.write_bytes(
+        b"user_id,email,visits_note\n"
+        + f"{u}-1,{u}-1@example.org,a\rb\n".encode()  # 2: csv refuses it
+        + f"{u}-2,{u}-2@example.org,{'x' * 200_000}\n".encode()  # 3: past the size limit
+        + f"{u}-3,{u}-3@example.org,{'9' * 5000}\n".encode()  # 4: int() would raise
+        + f"{u}-4,{u}-4@example.org,ok\n".encode()  # 5
+    )
+
+    summary = await service.import_file(store, acme, path)
+
+    t = summary.tally
+    assert (t.rows, t.created, t.rejected) == (4, 1, 3)
+    rejects = rejects_of(path)
+    assert [(r["line"], r["status"]) for r in rejects] == [(2, 400), (3, 400), (4, 422)]
+    assert all("not CSV" in r["detail"] for r in rejects[:2]), rejects
+    assert rejects[0]["row"].startswith(f"{u}-1,")
+    assert len(rejects[1]["row"]) <= 2000
+    assert rejects[2]["errors"][0]["code"] == "too_long"
+    assert (await api.get("/v1/contacts", params={"user_id": f"{u}-4"})).status_code == 200
+    for n in (1, 2, 3):
+        assert (await api.get("/v1/contacts", params={"user_id": f"{u}-{n}"})).status_code == 404
+
+
+async def test_a_csv_header_that_is_not_utf8_stops_the_import_clearly(
+    store: Store, acme: Tenant, tmp_path: Path
+) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"user_id,email,pr\xe9nom\nu1,a@b.co,Zoe\n")
+
+    with pytest.raises(service.ImportFailed, match="not valid UTF-8"):
+        await service.import_file(store, acme, path)
+
+
+async def test_an_ndjson_file_with_a_byte_order_mark_keeps_its_first_row(
+    store: Store, acme: Tenant, tmp_path: Path, api: httpx.AsyncClient
+) -> None:
+    u = uniq("bom")
+    path = tmp_path / "bom.ndjson"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"user_id": u, "traits": {"email": f"{u}@x.org"}}).encode()
+    )
+
+    summary = await service.import_file(store, acme, path)
+
+    assert (summary.tally.rows, summary.tally.created, summary.tally.rejected) == (1, 1, 0)
+    assert (await api.get("/v1/contacts", params={"user_id": u})).status_code == 200
+
+
 async def test_importing_again_changes_nothing_and_rewrites_the_rejects(
     store: Store, acme: Tenant, tmp_path: Path
 ) -> None:
@@ -309,6 +366,28 @@ async def test_a_resume_of_a_finished_import_does_nothing(
     assert (summary.run_rows, summary.tally.created) == (0, 1)
 
 
+async def test_a_resume_after_rows_were_appended_imports_only_them(
+    store: Store, acme: Tenant, tmp_path: Path, api: httpx.AsyncClient
+) -> None:
+    """The import's id is a digest of the file's first 64 KiB: a finished import of a larger
+    file, with rows appended since, is resumed from where it ended."""
+    u = uniq("app")
+    rows = [{"user_id": f"{u}-{i}", "traits": {"email": f"{u}-{i}@x.org"}} for i in range(1500)]
+    path = ndjson(tmp_path / "grow.ndjson", rows)
+    assert path.stat().st_size > 64 * 1024
+    await service.import_file(store, acme, path)
+    with path.open("a") as fh:
+        fh.write(json.dumps({"user_id": f"{u}-new", "traits": {"email": f"{u}-new@x.org"}}))
+        fh.write("\n")
+
+    summary = await service.import_file(store, acme, path, resume=True)
+
+    assert not summary.already_done
+    assert summary.run_rows == 1
+    assert (summary.tally.rows, summary.tally.created) == (1501, 1501)
+    assert (await api.get("/v1/contacts", params={"user_id": f"{u}-new"})).status_code == 200
+
+
 async def test_a_batch_whose_checkpoint_moved_writes_nothing(
     store: Store, acme: Tenant, api: httpx.AsyncClient
 ) -> None:
@@ -367,3 +446,27 @@ async def test_a_batch_sent_again_after_its_reply_was_lost_counts_once(
     t = summary.tally
     assert (t.rows, t.created, t.unchanged, t.rejected) == (9, 7, 0, 2)
     assert [(r["line"], r["status"]) for r in rejects_of(path)] == [(5, 409), (7, 400)]
+
+
+async def test_two_runs_of_one_file_at_once_stop_each_other(
+    store: Store, acme: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run of the same file commits this run's first batch (same boundaries) just
+    before this run sends it: this run stops instead of taking it for its own lost reply."""
+    u = uniq("race")
+    lines = [{"user_id": f"{u}-{i}", "traits": {"email": f"{u}-{i}@x.org"}} for i in range(6)]
+    path = ndjson(tmp_path / "race.ndjson", lines)
+    real = type(store.bulk).import_batch
+    raced: list[bool] = []
+
+    async def after_another_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append(True)
+            other = msgspec.structs.replace(kwargs["mark"], run="another-run")
+            await real(self, *args, **{**kwargs, "mark": other})
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(store.bulk), "import_batch", after_another_run)
+
+    with pytest.raises(service.ImportFailed, match="another run"):
+        await service.import_file(store, acme, path, batch_rows=3)

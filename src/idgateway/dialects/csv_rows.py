@@ -74,7 +74,10 @@ def _sniffed(cell: str) -> Any:
         return _BOOLEANS[lowered]
     if _JSON_NUMBER.match(cell):
         if "." not in cell and "e" not in lowered:
-            return int(cell)
+            try:
+                return int(cell)
+            except ValueError:  # past int_max_str_digits: left as text
+                return cell
         number = float(cell)
         return number if math.isfinite(number) else cell
     return cell

@@ -6,6 +6,7 @@ validate through the core (fields, dialects) and read and write through the stor
 
 from idgateway.service._bulk import (
     REJECTS_SUFFIX,
+    ExportFailed,
     ExportProgress,
     ImportFailed,
     ImportProgress,
@@ -46,6 +47,7 @@ from idgateway.service._smooch import smooch_app_user, smooch_delete, smooch_upd
 
 __all__ = [
     "REJECTS_SUFFIX",
+    "ExportFailed",
     "ExportProgress",
     "ImportFailed",
     "ImportProgress",

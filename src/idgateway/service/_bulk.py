@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import csv
 import hashlib
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -54,6 +55,10 @@ _FORMATS: dict[str, Format] = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "nd
 class ImportFailed(Exception):
     """The import cannot start or go on (unreadable file, bad CSV header, a file that changed
     under ``--resume``, another run of the same file). Rows already committed stay."""
+
+
+class ExportFailed(Exception):
+    """The export's output cannot be written (a full disk, a closed pipe)."""
 
 
 @dataclass
@@ -148,6 +153,8 @@ def _lines(fh: IO[bytes], cur: _Cursor) -> Iterator[bytes]:
 def _ndjson_rows(fh: IO[bytes], cur: _Cursor) -> Iterator[_Raw]:
     """Rows of an NDJSON file; each keeps its line's bytes to show should it be refused."""
     for raw in _lines(fh, cur):
+        if cur.line == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark (detect_format skips it)
         if not raw.strip():
             continue  # a blank line is no row
         try:
@@ -167,22 +174,60 @@ def _ndjson_rows(fh: IO[bytes], cur: _Cursor) -> Iterator[_Raw]:
         yield _Raw(cur.line, body, raw)  # _prepare says what is wrong with it
 
 
-def _csv_records(fh: IO[bytes], cur: _Cursor) -> Iterator[tuple[int, list[str]]]:
-    """CSV records with the line each starts on (a quoted cell may span lines). csv reads
-    exactly the lines of one record per step, so ``cur`` is at its end when it is yielded."""
-    text = (raw.decode("utf-8", "surrogateescape") for raw in _lines(fh, cur))
+_SHOWN_CHARS = 2000  # of a record csv cannot read, in the rejects file
+
+
+@dataclass
+class _CsvRecord:
+    line: int  # where it starts (a quoted cell may span lines)
+    cells: list[str]
+    error: str | None = None  # why csv could not read it (then ``cells`` is empty)
+    text: str = ""  # the start of its lines, when csv could not read it
+
+
+def _csv_records(fh: IO[bytes], cur: _Cursor) -> Iterator[_CsvRecord]:
+    """CSV records. csv reads exactly the lines of one record per step, so ``cur`` is at its
+    end when it is yielded; a record csv refuses (a stray carriage return, a cell past
+    ``csv.field_size_limit()``) is yielded with the reason, and reading goes on after it."""
+    taken: list[str] = []
+
+    def text() -> Iterator[str]:
+        for raw in _lines(fh, cur):
+            line = raw.decode("utf-8", "surrogateescape")
+            if sum(map(len, taken)) < _SHOWN_CHARS:
+                taken.append(line)
+            yield line
+
+    reader = csv.reader(text())
     start = cur.line + 1
-    for cells in csv.reader(text):
-        yield start, cells
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            shown = _lossy("".join(taken))[:_SHOWN_CHARS].rstrip("\r\n")
+            yield _CsvRecord(start, [], f"not CSV: {exc}", shown)
+        else:
+            yield _CsvRecord(start, cells)
+        taken.clear()
         start = cur.line + 1
 
 
 def _csv_header(fh: IO[bytes], cur: _Cursor) -> list[Column]:
-    for _, cells in _csv_records(fh, cur):
+    for record in _csv_records(fh, cur):
+        cells = record.cells
+        if record.error is not None:
+            raise ImportFailed(f"the CSV header (line {record.line}): {record.error}")
         if not any(c.strip() for c in cells):
             continue
-        if cells:
-            cells[0] = cells[0].removeprefix("\ufeff")
+        try:
+            "".join(cells).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ImportFailed(
+                f"the CSV header (line {record.line}) is not valid UTF-8 (save the file as UTF-8)"
+            ) from None
+        cells[0] = cells[0].removeprefix("\ufeff")
         try:
             return csv_columns(cells)
         except ValueError as exc:
@@ -192,7 +237,11 @@ def _csv_header(fh: IO[bytes], cur: _Cursor) -> list[Column]:
 
 def _csv_rows(fh: IO[bytes], cur: _Cursor, columns: list[Column], tenant: Tenant) -> Iterator[_Raw]:
     names = [c.name for c in columns]
-    for line, cells in _csv_records(fh, cur):
+    for record in _csv_records(fh, cur):
+        line, cells = record.line, record.cells
+        if record.error is not None:
+            yield _Raw(line, None, record.text, Malformed(record.error))
+            continue
         if not any(cells):
             continue  # an empty line is no row
         if len(cells) != len(columns):
@@ -384,7 +433,7 @@ def _batches(
     yield batch
 
 
-def _mark(batch: _Batch) -> ImportMark:
+def _mark(batch: _Batch, run: str) -> ImportMark:
     pre = [[line, _problem(err)] for line, err, _ in batch.refused]
     return ImportMark(
         offset=batch.end,
@@ -396,6 +445,7 @@ def _mark(batch: _Batch) -> ImportMark:
         rejected=len(batch.refused),
         pre=_encode(pre).decode(),
         done=batch.done,
+        run=run,
     )
 
 
@@ -483,7 +533,7 @@ async def import_file(
         finally:
             rejects.close()  # opened again by the next write
         tally = Tally(ck.rows, ck.created, ck.updated, ck.unchanged, ck.rejected)
-        if ck.done:
+        if ck.done and source.size == ck.offset:  # else rows were appended: they follow
             return ImportSummary(
                 path,
                 source.format,
@@ -507,6 +557,7 @@ async def import_file(
         rejects.start_over()
 
     run_rows = 0
+    run = secrets.token_hex(8)  # tells this run's batches from another run's
 
     async def commit(batch: _Batch) -> None:
         nonlocal run_rows
@@ -518,7 +569,7 @@ async def import_file(
                 rows=batch.rows,
                 contacts=tenant.contacts,
                 companies=tenant.companies,
-                mark=_mark(batch),
+                mark=_mark(batch, run),
             )
         except CheckpointMoved as exc:
             if not await committed_already(batch, exc.offset):
@@ -544,10 +595,12 @@ async def import_file(
     async def committed_already(batch: _Batch, at: int) -> bool:
         """Whether the batch was committed by this very run: the client library sends a
         command again after a timeout, and the first one may have run. Its outcomes are then
-        read back from the checkpoint (the counts, and the refusals of its last batch)."""
+        read back from the checkpoint (the counts, and the refusals of its last batch). The
+        same batch committed by another run of the file is not: two runs stop each other."""
         ck = await bulk.checkpoint(tenant.id, source.id)
         if (
             ck is None
+            or ck.run != run
             or at != batch.end
             or (ck.sha, ck.batch_line) != (batch.sha, batch.first_line)
         ):
@@ -649,7 +702,11 @@ async def export_records(
                     seen.add(record.id)
                     lines.append(_encode(record))
             if lines:
-                out.write(b"\n".join(lines) + b"\n")
+                try:
+                    out.write(b"\n".join(lines) + b"\n")
+                except OSError as exc:
+                    fetch.cancel()
+                    raise ExportFailed(f"cannot write: {exc.strerror or exc}") from None
             counts[entity] += len(lines)
             if progress is not None:
                 progress(ExportProgress(counts["contact"], counts["company"]))

@@ -64,6 +64,7 @@ class ImportCheckpoint:
     pre: str  # the batch's rows refused before sending, as the client wrote them
     failures: dict[int, GatewayError] = field(default_factory=dict)  # the batch's refusals
     done: bool = False
+    run: str = ""  # the token of the run that committed the last batch
 
 
 class CheckpointMoved(RuntimeError):
@@ -135,6 +136,7 @@ class BulkRepository:
             pre=f.get("pre", "[]"),
             failures=failures,
             done=f.get("done") == "1",
+            run=f.get("run", ""),
         )
 
     async def forget_checkpoint(self, tenant: str, file_id: str) -> None:

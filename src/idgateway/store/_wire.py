@@ -407,6 +407,7 @@ class ImportMark(_Wire):
     rejected: int  # rows the client refused before sending
     pre: str  # those rows' reasons, opaque to the function (JSON text)
     done: bool = False  # the last batch of the file
+    run: str = ""  # the run that committed it (a random token per run)
 
 
 class ImportBatchRequest(_Wire):

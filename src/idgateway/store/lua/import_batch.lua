@@ -3,7 +3,7 @@
 --   row  = {line, records: [op, ...] (companies first), link, session?}: one identify body,
 --          as upsert takes it
 --   mark = the checkpoint after this batch: {offset, line, sha, batch_offset, batch_line,
---          rows, rejected, pre, done?}; `rows` counts every row of the batch, `rejected`
+--          rows, rejected, pre, done?, run}; `rows` counts every row of the batch, `rejected`
 --          those the client refused before sending (their reasons are in `pre`, opaque)
 -- Each row is applied on its own, all-or-nothing, exactly as upsert applies one call (minus
 -- rate limits); a refused row writes nothing and the others go on. The checkpoint hash
@@ -74,7 +74,7 @@ local function fn_import_batch(keys, args)
   local function int(n) return string.format('%.0f', n) end
   redis.call('HSET', ck, 'offset', int(m.offset), 'line', int(m.line), 'sha', m.sha,
     'batch_offset', int(m.batch_offset), 'batch_line', int(m.batch_line), 'pre', m.pre,
-    'failures', cjson.encode(failures), 'done', m.done and '1' or '0',
+    'failures', cjson.encode(failures), 'done', m.done and '1' or '0', 'run', m.run,
     'at', int(now / 1000))
   redis.call('HINCRBY', ck, 'rows', m.rows)
   for name, n in pairs(counts) do redis.call('HINCRBY', ck, name, n) end
