@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine, Iterator
 
     from idgateway.settings import Settings
+    from idgateway.tenancy import Tenant
 
 T = TypeVar("T")
 
@@ -268,6 +269,19 @@ def _tenant_of(settings: Settings, given: str | None) -> str | None:
     return None
 
 
+def _operator_tenant(args: argparse.Namespace) -> tuple[Settings, Tenant] | None:
+    """The settings and the tenant an operator command works on (the problem said if none)."""
+    settings = _load(args.config)
+    if settings is None:
+        return None
+    tenant_id = _tenant_of(settings, args.tenant)
+    if tenant_id is None:
+        return None
+    from idgateway.tenancy import Tenant
+
+    return settings, Tenant.build(settings.tenants[tenant_id])
+
+
 def cmd_deliveries(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
@@ -408,19 +422,16 @@ def _import_progress(console: Any, name: str, size: int) -> Any:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
-    if settings is None:
+    chosen = _operator_tenant(args)
+    if chosen is None:
         return 1
-    tenant_id = _tenant_of(settings, args.tenant)
-    if tenant_id is None:
-        return 1
+    settings, tenant = chosen
+    tenant_id = tenant.id
     from pathlib import Path
 
     from idgateway import service
     from idgateway.store import UNAVAILABLE, Store
-    from idgateway.tenancy import Tenant
 
-    tenant = Tenant.build(settings.tenants[tenant_id])
     path = Path(args.file)
     if not path.is_file():
         print(f"import: no such file: {path}", file=sys.stderr)
@@ -484,21 +495,18 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
-    if settings is None:
+    chosen = _operator_tenant(args)
+    if chosen is None:
         return 1
-    tenant_id = _tenant_of(settings, args.tenant)
-    if tenant_id is None:
-        return 1
+    settings, tenant = chosen
+    tenant_id = tenant.id
     from pathlib import Path
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from idgateway import service
     from idgateway.store import UNAVAILABLE, Store
-    from idgateway.tenancy import Tenant
 
-    tenant = Tenant.build(settings.tenants[tenant_id])
     console = _console()
 
     async def main(url: str, out: IO[bytes]) -> service.ExportProgress:
@@ -570,17 +578,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_fields(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
-    if settings is None:
+    chosen = _operator_tenant(args)
+    if chosen is None:
         return 1
-    tenant_id = _tenant_of(settings, args.tenant)
-    if tenant_id is None:
-        return 1
+    settings, tenant = chosen
+    tenant_id = tenant.id
     from idgateway import service
     from idgateway.store import UNAVAILABLE, FieldHeld, Store
-    from idgateway.tenancy import Tenant
-
-    tenant = Tenant.build(settings.tenants[tenant_id])
 
     async def listing(url: str) -> list[service.InferredField]:
         store = await Store.open(url, cluster=settings.gateway.redis.cluster)
