@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # What `make test-cluster` runs on a cluster: the store contract and the integration suites
 # whose Redis use differs there (scripts, pipelines and transactions, sessions, the profile
-# cache, streams and every worker loop). The suites left out (conformance, adapter contract,
+# cache, streams and every worker loop, the import and export functions' SCAN and checkpoints).
+# The suites left out (conformance, adapter contract,
 # fields, problems, net) drive the same store calls as test_identify / test_delivery.
 # tests/cluster (failover, seeds, wrong kind of server, WAIT) starts clusters of its own and
 # runs in `make test`.
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.installed
 # it runs in `make test` only.
 CLUSTER_SUITES := $(addprefix tests/integration/,test_store.py test_store_edges.py test_shards.py \
 	test_smoke.py test_identify.py test_records.py test_sessions.py test_profiles.py \
-	test_delivery.py test_delivery_smoke.py) \
+	test_delivery.py test_delivery_smoke.py test_store_bulk.py test_import.py) \
 	--deselect tests/integration/test_delivery.py::test_a_burst_of_100_updates_reaches_the_vendor_as_at_most_5_deliveries
 
 .PHONY: run test test-cluster check bench bench-core install lock clean

@@ -22,7 +22,7 @@ from idgateway import service
 from idgateway.config import load_config
 from idgateway.store import CheckpointMoved, ImportMark, Store
 from idgateway.tenancy import Tenant
-from tests.conftest import ACME_SECRET, uniq
+from tests.conftest import ACME_SECRET, open_store, uniq
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(redis_url)
+    opened = await open_store(redis_url)
     yield opened
     await opened.close()
 

@@ -18,7 +18,7 @@ from idgateway.fields import FieldInput, RecordOp, build_registry, validate
 from idgateway.settings import TenantFile
 from idgateway.store import FieldHeld, Store, TenantKeys
 from idgateway.tenancy import Tenant
-from tests.conftest import uniq
+from tests.conftest import open_store, uniq
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(redis_url)
+    opened = await open_store(redis_url)
     yield opened
     await opened.close()
 
