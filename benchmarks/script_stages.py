@@ -5,7 +5,8 @@ at each stage of ``fn_upsert`` (``store/lua/upsert.lua``); a request's ``stage``
 where it returns. Each stage gets its own new contacts (a first identify: the costly case,
 the benchmark's typical contact), ``INFO commandstats`` is reset before each, and the rounds
 are repeated. The difference between two stages is what the code between them costs; stage
-``floor`` is an FCALL of a function that returns at once.
+``floor`` is an FCALL of a function that returns at once. Three probes follow, each a whole
+call of its own: decoding the request alone, creating 60 small tables, creating 60 strings.
 
     python benchmarks/script_stages.py [--calls 2000] [--rounds 3] [--redis-url URL]
 
@@ -69,7 +70,24 @@ def instrumented() -> tuple[str, str, str]:
         "\nredis.register_function{function_name='" + floor + "', "
         "callback=function() return '{}' end}\n"
     )
+    for name, work in PROBES.items():
+        body += (
+            f"redis.register_function{{function_name='idgwstage_{_fname(name)}', "
+            f"callback=function(keys, args) {work} return '{{}}' end}}\n"
+        )
     return "#!lua name=idgwstage\n" + body, names["upsert"].replace("idgw_", "idgwstage_"), floor
+
+
+def _fname(probe: str) -> str:
+    return probe.replace(" ", "_")
+
+
+# What the Lua side's basic operations cost on this server (each in a function of its own).
+PROBES = {
+    "decode the request": "local req = cjson.decode(args[1])",
+    "60 small tables": "local t = {} for i = 1, 60 do t[i] = {i} end",
+    "60 new strings": "local t = {} for i = 1, 60 do t[i] = 'k' .. i end",
+}
 
 
 def payload(i: int, stage: int) -> bytes:
@@ -116,6 +134,13 @@ def measure(client: redis_sync.Redis, calls: int, rounds: int) -> dict[str, list
                     client.fcall(upsert, 1, prefix, body)
             stats = client.info("commandstats")["cmdstat_fcall"]
             found.setdefault(name, []).append(float(stats["usec_per_call"]))
+        body = payload(r, 99)
+        for name in PROBES:
+            client.config_resetstat()
+            for _ in range(calls):
+                client.fcall(f"idgwstage_{_fname(name)}", 1, prefix, body)
+            stats = client.info("commandstats")["cmdstat_fcall"]
+            found.setdefault(f"({name})", []).append(float(stats["usec_per_call"]))
     client.function_delete("idgwstage")
     return found
 
@@ -139,11 +164,14 @@ def main() -> None:
         if server is not None:
             server.stop()
     previous = 0.0
-    print(f"{'up to':14} {'usec/call (median)':>18} {'spread':>16} {'this stage':>11}")
+    print(f"{'up to':22} {'usec/call (median)':>18} {'spread':>16} {'this stage':>11}")
     for name, values in found.items():
         median = statistics.median(values)
         spread = f"{min(values):.1f} – {max(values):.1f}"
-        print(f"{name:14} {median:18.1f} {spread:>16} {median - previous:+11.1f}")
+        if name.startswith("("):  # a probe: a whole call of its own
+            print(f"{name:22} {median:18.1f} {spread:>16}")
+            continue
+        print(f"{name:22} {median:18.1f} {spread:>16} {median - previous:+11.1f}")
         previous = median
 
 
