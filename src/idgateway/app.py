@@ -27,7 +27,7 @@ from idgateway.api._cors import session_cors
 from idgateway.api._deps import DEPENDENCIES, Gateway, Runtime
 from idgateway.api._hot import hot_writes
 from idgateway.api._limits import spend_before
-from idgateway.api._middleware import allow_header, request_context
+from idgateway.api._middleware import allow_header, normal_paths, request_context
 from idgateway.api._openapi import openapi_config, swagger_asset
 from idgateway.api._problems import handle_exception
 from idgateway.api.auth import KeyRing
@@ -252,7 +252,7 @@ def wrap(app: Litestar) -> ASGIApp:
     routed = allow_header(cast("ASGIApp", app), methods)
     lean = hot_writes(routed, gateway, store_of)
     authenticated = authentication(lean, gateway, store_of)
-    return request_context(session_cors(authenticated, origins))
+    return normal_paths(request_context(session_cors(authenticated, origins)))
 
 
 def app_from_env() -> ASGIApp:

@@ -113,3 +113,36 @@ def test_options_lists_every_method_of_every_route(gateway: RunningGateway, redi
             assert allowed == set(route.methods), path
             checked += 1
     assert checked == len(routes)
+
+
+def _unknown_key_refusals(gateway: RunningGateway) -> float:
+    with gateway.client(None) as client:
+        text = client.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith("idgw_refusals_total{") and 'reason="unknown_key"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_doubled_slashes_go_through_the_same_checks(gateway: RunningGateway) -> None:
+    """Litestar routes ``//v1/identify`` as ``/v1/identify``: keys, the count (and limit) of
+    unknown keys and the JSON-only rule apply to it as well."""
+    import httpx
+
+    body = {"user_id": uniq("dbl"), "traits": {"email": f"{uniq('d')}@example.org"}}
+    secret = {"Authorization": f"Bearer {ACME_SECRET}"}
+    before = _unknown_key_refusals(gateway)
+    with httpx.Client(timeout=10) as plain:
+        ok = plain.post(f"{gateway.url}//v1/identify", json=body, headers=secret)
+        assert ok.status_code == 201, ok.text
+        wrong = {"Authorization": "Bearer sk_test_nobody_0123456789abcdef"}
+        for path in ("//v1/identify", "/v1//identify", "//compat/gist/identify"):
+            refused = plain.post(f"{gateway.url}{path}", json=body, headers=wrong)
+            assert refused.status_code == 401, (path, refused.text)
+        typed = plain.post(
+            f"{gateway.url}//v1/identify",
+            content=json.dumps(body),
+            headers={**secret, "Content-Type": "text/plain"},
+        )
+        assert typed.status_code == 400, typed.text
+    assert _unknown_key_refusals(gateway) == before + 3

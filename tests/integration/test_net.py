@@ -366,6 +366,9 @@ async def test_an_answer_mixing_public_and_private_addresses_is_refused(
         "http:///no-host",
         "http://bad host/",
         "http://bad\\host/",
+        "http://a..example/p",  # an empty label (the resolver's codec raises UnicodeError)
+        f"http://{'a' * 64}.example/",  # a label over 63 characters
+        f"http://{'a.' * 127}example/",  # a name over 253 characters
     ],
 )
 async def test_urls_other_than_http_and_https_are_blocked(url: str) -> None:

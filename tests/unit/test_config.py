@@ -105,6 +105,15 @@ def test_every_refused_url_is_reported_at_once(tmp_path: Path) -> None:
     }
 
 
+def test_a_host_name_no_resolver_takes_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    tables = profile("http://a..example/p") + webhook_vendor(f"http://{'a' * 64}.example/")
+
+    errors = errors_of(tree(tmp_path, tables))
+
+    assert "invalid host" in errors["$.profile.webhook_url"]
+    assert "invalid host" in errors["$.vendors[0].settings.url"]
+
+
 def test_allow_private_networks_opens_loopback_and_private_targets(tmp_path: Path) -> None:
     tables = profile("http://localhost:8080/p") + webhook_vendor("http://10.0.0.1/hook")
 

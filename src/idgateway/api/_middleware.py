@@ -24,6 +24,22 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 CLIENT_GONE = "idgw.client_gone"
 
 
+_SLASHES = re.compile(r"//+")
+
+
+def normal_paths(app: ASGIApp) -> ASGIApp:
+    """Repeated slashes collapsed before anything reads the path. Litestar routes
+    ``//v1/identify`` as ``/v1/identify``; every middleware keyed on the path (keys, their
+    rate limit, CORS, the lean identify path) must see it as Litestar does."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = {**scope, "path": _SLASHES.sub("/", scope["path"])}
+        await app(scope, receive, send)
+
+    return middleware
+
+
 def request_context(app: ASGIApp) -> ASGIApp:
     """Around every request: a request id (from ``X-Request-Id`` when sane, else new) for its
     logs, echoed in the response; the request counted in the HTTP metrics (by method, route
@@ -51,11 +67,17 @@ def request_context(app: ASGIApp) -> ASGIApp:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
             await send(message)
 
+        body_read = False
+
         async def receive_wrapper() -> Message:
+            nonlocal body_read
             message = await receive()
-            if message["type"] == "http.disconnect":
+            if message["type"] == "http.request":
+                body_read = not message.get("more_body", False)
+            elif message["type"] == "http.disconnect" and not body_read:
                 # Litestar reports a body cut short as an internal error; the error handler
-                # reads this flag to answer it as the client's doing (api/_problems.py).
+                # reads this flag to answer it as the client's doing (api/_problems.py). A
+                # hang-up after the whole body was read is no excuse for an error of ours.
                 scope[CLIENT_GONE] = True
             return message
 

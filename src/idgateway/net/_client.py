@@ -65,6 +65,19 @@ log = structlog.get_logger(__name__)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _USERINFO = re.compile(r"//[^/?#@]*@")
 _HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_.])?")
+
+
+def _is_host_name(host: str) -> bool:
+    """A name a resolver takes: at most 253 characters, labels of 1 to 63 (the resolver's
+    IDNA codec raises UnicodeError, not OSError, on an empty or longer label)."""
+    labels = host.removesuffix(".").split(".")
+    return (
+        _HOST_NAME.fullmatch(host) is not None
+        and len(host) <= 253
+        and all(0 < len(label) <= 63 for label in labels)
+    )
+
+
 # Longest status line or header field accepted from a vendor (aiohttp's default is 8190;
 # httpx's h11, used before, took 16 KiB for the whole head).
 _MAX_HEAD_LINE = 16 * 1024
@@ -351,9 +364,10 @@ class GuardedClient:
         else:
             try:
                 answers = list(dict.fromkeys(await self._resolver(target.host, target.port)))
-            except OSError as exc:
+            except (OSError, UnicodeError) as exc:
                 raise ResolveFailed(
-                    f"cannot resolve {target.host}: {exc.strerror or exc}", url=target.safe_url
+                    f"cannot resolve {target.host}: {getattr(exc, 'strerror', None) or exc}",
+                    url=target.safe_url,
                 ) from exc
             if not answers:
                 raise ResolveFailed(f"{target.host} has no addresses", url=target.safe_url)
@@ -525,7 +539,7 @@ def _parse(url: str) -> _Target:
         literal = False
         # httpx percent-encodes what it does not expect ("bad%20host"); such a name is not
         # something to hand to a resolver
-        if not _HOST_NAME.fullmatch(host):
+        if not _is_host_name(host):
             raise BlockedDestination(
                 "blocked destination: invalid host", url=safe_url, reason="invalid host"
             ) from None

@@ -51,9 +51,10 @@ def check_url(url: str, *, allow_private: bool, resolve: SyncResolver | None = r
     else:
         try:
             answers = list(dict.fromkeys(resolve(target.host, target.port)))
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             raise ResolveFailed(
-                f"cannot resolve {target.host}: {exc.strerror or exc}", url=target.safe_url
+                f"cannot resolve {target.host}: {getattr(exc, 'strerror', None) or exc}",
+                url=target.safe_url,
             ) from exc
         if not answers:
             raise ResolveFailed(f"{target.host} has no addresses", url=target.safe_url)
