@@ -12,9 +12,10 @@ import time
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Iterator
+    from collections.abc import AsyncIterator, Coroutine, Iterator
 
     from idgateway.settings import Settings
+    from idgateway.store import Store
     from idgateway.tenancy import Tenant
 
 T = TypeVar("T")
@@ -282,6 +283,18 @@ def _operator_tenant(args: argparse.Namespace) -> tuple[Settings, Tenant] | None
     return settings, Tenant.build(settings.tenants[tenant_id])
 
 
+@contextlib.asynccontextmanager
+async def _opened_store(settings: Settings, url: str) -> AsyncIterator[Store]:
+    """The store of ``url`` for one operator command, closed when it is done."""
+    from idgateway.store import Store
+
+    store = await Store.open(url, cluster=settings.gateway.redis.cluster)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 def cmd_deliveries(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
@@ -430,7 +443,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from idgateway import service
-    from idgateway.store import UNAVAILABLE, Store
+    from idgateway.store import UNAVAILABLE
 
     path = Path(args.file)
     if not path.is_file():
@@ -440,7 +453,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     size = path.stat().st_size
 
     async def main(url: str) -> service.ImportSummary:
-        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
         bar = _import_progress(console, path.name, size)
         started = time.perf_counter()
 
@@ -448,7 +460,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             rate = p.run_rows / max(time.perf_counter() - started, 1e-9)
             bar.update(bar.task_ids[0], completed=p.offset, rows=p.tally.rows, rate=rate)
 
-        try:
+        async with _opened_store(settings, url) as store:
             with bar:
                 return await service.import_file(
                     store,
@@ -460,8 +472,6 @@ def cmd_import(args: argparse.Namespace) -> int:
                     progress=progress,
                     notice=lambda text: console.print(f"import: {text}"),
                 )
-        finally:
-            await store.close()
 
     with _operator_redis(settings) as url:
         if url is None:
@@ -505,12 +515,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from idgateway import service
-    from idgateway.store import UNAVAILABLE, Store
+    from idgateway.store import UNAVAILABLE
 
     console = _console()
 
     async def main(url: str, out: IO[bytes]) -> service.ExportProgress:
-        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
         bar = Progress(
             SpinnerColumn(),
             TextColumn("[bold]export {task.fields[tenant]}"),
@@ -528,11 +537,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             rate = (p.contacts + p.companies) / max(time.perf_counter() - started, 1e-9)
             bar.update(task, companies=p.companies, contacts=p.contacts, rate=rate)
 
-        try:
+        async with _opened_store(settings, url) as store:
             with bar:
                 return await service.export_records(store, tenant, out, progress=progress)
-        finally:
-            await store.close()
 
     with _operator_redis(settings) as url:
         if url is None:
@@ -584,21 +591,15 @@ def cmd_fields(args: argparse.Namespace) -> int:
     settings, tenant = chosen
     tenant_id = tenant.id
     from idgateway import service
-    from idgateway.store import UNAVAILABLE, FieldHeld, Store
+    from idgateway.store import UNAVAILABLE, FieldHeld
 
     async def listing(url: str) -> list[service.InferredField]:
-        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
-        try:
+        async with _opened_store(settings, url) as store:
             return await service.inferred_fields(store, tenant)
-        finally:
-            await store.close()
 
     async def reset(url: str) -> service.ResetOutcome:
-        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
-        try:
+        async with _opened_store(settings, url) as store:
             return await service.reset_field(store, tenant, args.key)
-        finally:
-            await store.close()
 
     with _operator_redis(settings) as url:
         if url is None:

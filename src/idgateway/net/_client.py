@@ -51,7 +51,7 @@ from idgateway.net._metrics import OUTBOUND_DURATION, OUTBOUND_REQUESTS
 from idgateway.net._ranges import check_address
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
     from types import TracebackType
     from typing import NoReturn, Self
 
@@ -363,24 +363,39 @@ class GuardedClient:
             answers = [target.host]
         else:
             try:
-                answers = list(dict.fromkeys(await self._resolver(target.host, target.port)))
+                answers = await self._resolver(target.host, target.port)
             except (OSError, UnicodeError) as exc:
-                raise ResolveFailed(
-                    f"cannot resolve {target.host}: {getattr(exc, 'strerror', None) or exc}",
-                    url=target.safe_url,
-                ) from exc
-            if not answers:
-                raise ResolveFailed(f"{target.host} has no addresses", url=target.safe_url)
-        # Any refused answer refuses the request: a public address next to a private one is how
-        # rebinding attacks hedge, and which one a later lookup returns is not ours to pick.
-        for answer in answers:
-            reason = _check(answer, allow_private)
-            if reason is not None:
-                where = answer if target.literal else f"{target.host} resolves to {answer}"
-                raise BlockedDestination(
-                    f"blocked destination {where}: {reason}", url=target.safe_url, reason=reason
-                )
-        return _canonical(answers[0])
+                raise _unresolved(target, exc) from exc
+        return _canonical(_judge(target, answers, allow_private)[0])
+
+
+def _unresolved(target: _Target, exc: OSError | UnicodeError) -> ResolveFailed:
+    """A resolver's failure as the guard reports it (the IDNA codec raises UnicodeError)."""
+    why = getattr(exc, "strerror", None) or exc
+    return ResolveFailed(f"cannot resolve {target.host}: {why}", url=target.safe_url)
+
+
+def _judge(target: _Target, answers: Iterable[str], allow_private: bool) -> list[str]:
+    """The distinct answers for ``target``, each checked: any refused one refuses the call.
+
+    A public address next to a private one is how rebinding attacks hedge, and which one a
+    later lookup returns is not ours to pick.
+
+    Raises:
+        ResolveFailed: No answer.
+        BlockedDestination: An answer in a refused range.
+    """
+    distinct = list(dict.fromkeys(answers))
+    if not distinct:
+        raise ResolveFailed(f"{target.host} has no addresses", url=target.safe_url)
+    for answer in distinct:
+        reason = _check(answer, allow_private)
+        if reason is not None:
+            where = answer if target.literal else f"{target.host} resolves to {answer}"
+            raise BlockedDestination(
+                f"blocked destination {where}: {reason}", url=target.safe_url, reason=reason
+            )
+    return distinct
 
 
 # The guard's pure steps, cached: a worker posts to the same few URLs and addresses all day,

@@ -13,9 +13,7 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
-from idgateway.net._client import _parse
-from idgateway.net._errors import BlockedDestination, ResolveFailed
-from idgateway.net._ranges import check_address
+from idgateway.net._client import _judge, _parse, _unresolved
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,23 +43,10 @@ def check_url(url: str, *, allow_private: bool, resolve: SyncResolver | None = r
     """
     target = _parse(url)
     if target.literal:
-        answers = [target.host]
-    elif resolve is None:
-        return
-    else:
+        _judge(target, [target.host], allow_private)
+    elif resolve is not None:
         try:
-            answers = list(dict.fromkeys(resolve(target.host, target.port)))
+            answers = resolve(target.host, target.port)
         except (OSError, UnicodeError) as exc:
-            raise ResolveFailed(
-                f"cannot resolve {target.host}: {getattr(exc, 'strerror', None) or exc}",
-                url=target.safe_url,
-            ) from exc
-        if not answers:
-            raise ResolveFailed(f"{target.host} has no addresses", url=target.safe_url)
-    for answer in answers:
-        reason = check_address(answer, allow_private=allow_private)
-        if reason is not None:
-            where = answer if target.literal else f"{target.host} resolves to {answer}"
-            raise BlockedDestination(
-                f"blocked destination {where}: {reason}", url=target.safe_url, reason=reason
-            )
+            raise _unresolved(target, exc) from exc
+        _judge(target, answers, allow_private)
