@@ -416,10 +416,18 @@ def test_retry_after_is_honoured(tmp_path: Path, redis_url: str) -> None:
         assert second.headers["idempotency-key"] == first.headers["idempotency-key"]
 
 
+# The two tests below give the vendor a 3 s timeout: the window in which the other vendor's
+# deliveries must arrive is then wide enough for a loaded machine, and a worker that waited for
+# the hung attempt would still land past it.
+HUNG_TIMEOUT_S = 3.0
+
+
 def test_a_hanging_vendor_does_not_delay_another(tmp_path: Path, redis_url: str) -> None:
-    with delivery_gateway(tmp_path, redis_url, ["webhook", "groove"]) as dg:
+    with delivery_gateway(
+        tmp_path, redis_url, ["webhook", "groove"], delivery={"timeout": "3s"}
+    ) as dg:
         hook, groove = dg.emulators["webhook"], dg.emulators["groove"]
-        hook.always(Hang(5))  # far longer than the 1s timeout
+        hook.always(Hang(8))  # far longer than the timeout
         dg.identify(traits={"email": uniq_email()})
         hung = hook.wait_for(1)[0]
         groove.wait_for(1)
@@ -427,7 +435,7 @@ def test_a_hanging_vendor_does_not_delay_another(tmp_path: Path, redis_url: str)
         for _ in range(2):
             dg.identify(traits={"email": uniq_email()})
         arrived = groove.wait_for(3, timeout=10)
-        ends = hung.at + 1.0  # the hung attempt ends at the timeout
+        ends = hung.at + HUNG_TIMEOUT_S  # the hung attempt ends at the timeout
         assert arrived[2].at < ends, (
             f"groove got the change {arrived[2].at - hung.at:.2f}s after the webhook's hung "
             "attempt started, not before it ended"
@@ -441,10 +449,10 @@ def test_a_vendor_hanging_on_many_records_does_not_starve_another(
     """Every slot of the worker's concurrency held by one hanging vendor must not hold back
     another vendor (SPEC §6: one vendor's outage never delays another's deliveries)."""
     with delivery_gateway(
-        tmp_path, redis_url, ["webhook", "groove"], delivery={"concurrency": 4}
+        tmp_path, redis_url, ["webhook", "groove"], delivery={"concurrency": 4, "timeout": "3s"}
     ) as dg:
         hook, groove = dg.emulators["webhook"], dg.emulators["groove"]
-        hook.always(Hang(5))
+        hook.always(Hang(8))
         for _ in range(8):
             dg.identify(traits={"email": uniq_email()})
         groove.wait_for(8)
@@ -453,7 +461,7 @@ def test_a_vendor_hanging_on_many_records_does_not_starve_another(
         # the webhook has its (concurrency) attempts hanging now; a change for groove:
         dg.identify(traits={"email": uniq_email()})
         arrived = groove.wait_for(9, timeout=15)
-        ends = min(r.at for r in hung[:4]) + 1.0
+        ends = min(r.at for r in hung[:4]) + HUNG_TIMEOUT_S
         assert arrived[8].at < ends, (
             f"groove got the change {arrived[8].at - started:.2f}s after the webhook's attempts "
             "began hanging: it waited for them"
