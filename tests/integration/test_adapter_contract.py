@@ -34,6 +34,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from idgateway.delivery import registry
+from idgateway.store import TenantKeys
 from tests.conftest import uniq, uniq_email
 from tests.emulators import (
     GIST_TOKEN,
@@ -552,6 +553,9 @@ def test_an_erasure_reaches_the_adapters_that_take_it(dg: DeliveryGateway, vendo
     contact = deliver(dg, vendor, user_id=uniq("u"), traits=traits(uniq_email(), uniq_phone()))
     assert held(dg, vendor, contact) is not None
     upserts = requests_for(dg, vendor, contact)
+    assert kept_for(dg, vendor, contact["id"]), "the version delivered is kept until the erasure"
+    if vendor == "pipedrive":  # with App Connect's return message
+        assert [i["record_id"] for i in listed(dg, vendor, "delivered")].count(contact["id"]) == 1
 
     assert dg.api.delete(f"/v1/contacts/{contact['id']}").status_code == 204
     if vendor in DELETES:
@@ -571,6 +575,15 @@ def test_an_erasure_reaches_the_adapters_that_take_it(dg: DeliveryGateway, vendo
     else:  # Groove v1 and SPEC's pipedrive flow have no erasure: the record stays (README)
         assert deletes == []
         assert held(dg, vendor, contact) == expected(vendor, contact)
+    # Either way the gateway keeps nothing of the erased record for the vendor (SPEC §5.3).
+    wait_until(lambda: not kept_for(dg, vendor, contact["id"]), f"{vendor}: state of the erased")
+    assert contact["id"] not in [i["record_id"] for i in listed(dg, vendor, "delivered")]
+
+
+def kept_for(dg: DeliveryGateway, vendor: str, record_id: str) -> bool:
+    """Whether the gateway keeps a delivered version or a return message of the record."""
+    keys = TenantKeys(dg.tenant)
+    return any(dg.redis.hexists(keys.vendor(kind, vendor), record_id) for kind in ("dv", "notes"))
 
 
 # --- failure classes ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from idgateway.store import TenantKeys
 from tests.conftest import uniq, uniq_email
 from tests.emulators import SMOOCH, Answer, Hang, Recorded, Reset, VendorEmulator
 from tests.integration.delivery_support import WEBHOOK_SECRET, DeliveryGateway, delivery_gateway
@@ -261,6 +262,30 @@ def test_deletes_reach_every_adapter_taking_contact_delete(tmp_path: Path, redis
         time.sleep(1.0)
         assert len(dg.emulators["groove"].requests) == 1
         assert len(dg.emulators["webhook"].requests) == 2
+
+
+def test_an_erasure_during_a_delivery_to_a_vendor_without_erasure_keeps_nothing(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Groove takes no contact.delete. A contact erased while its update hangs at Groove: the
+    hung attempt ends, the job finds the tombstone and sends nothing, and the gateway keeps no
+    delivered version of the erased record for Groove (SPEC §5.3: erasure)."""
+    with delivery_gateway(tmp_path, redis_url, ["groove"]) as dg:
+        groove = dg.emulators["groove"]
+        delivered = TenantKeys(dg.tenant).vendor("dv", "groove")
+        user = uniq("u")
+        contact = dg.identify(user_id=user, traits={"email": uniq_email()})["contact"]
+        wait_until(lambda: dg.redis.hexists(delivered, contact["id"]), what="first delivery")
+        groove.always(Hang(3))  # longer than the 1 s timeout
+        dg.identify(user_id=user, traits={"name": "Wilma"})
+        groove.wait_for(2)  # the update is in flight, hanging
+        assert dg.api.delete(f"/v1/contacts/{contact['id']}").status_code == 204
+        groove.always(None)
+
+        wait_until(lambda: not dg.redis.hexists(delivered, contact["id"]), what="dv cleared")
+        assert not dg.redis.hexists(TenantKeys(dg.tenant).vendor("jobs", "groove"), contact["id"])
+        time.sleep(1.0)  # behaviour wait: nothing more reaches Groove for the erased contact
+        assert [r.method for r in groove.requests] == ["PUT", "PUT"]
 
 
 # --- retries, dead letters, replay -----------------------------------------------------------

@@ -294,8 +294,12 @@ class Lane:
     async def deliver(self, job: Job) -> JobResult:
         event = event_of(self.tenant_id, self.vendor, job)
         adapter = self.config.adapter
-        if event is None or not adapter.supports(event.kind):
+        if event is None:
             return JobResult(job.rec, DeliveryOutcome.SKIP)
+        if not adapter.supports(event.kind):
+            # An erasure this vendor does not take still clears what the gateway kept of the
+            # record for it (version delivered, last return message).
+            return JobResult(job.rec, DeliveryOutcome.SKIP, deleted=event.kind == "contact.deleted")
         if event.kind == "contact.deleted":
             if job.delivered is None:  # this vendor never had it
                 return JobResult(job.rec, DeliveryOutcome.OK, deleted=True)

@@ -46,15 +46,15 @@ key                        type    holds
 ``…:jobs:<vendor>``        hash    record id → retry state (JSON: attempts, first attempt, …)
 ``…:lease:<vendor>``       hash    record id → lease token of its current claim
 ``…:leaseseq:<vendor>``    string  counter issuing lease tokens
-``…:dv:<vendor>``          hash    record id → version last delivered
+``…:dv:<vendor>``          hash    record id → version last delivered; cleared when the
+                                   record is erased, also for a vendor that takes no erasure
 ``…:notes:<vendor>``       hash    record id → its last delivery that carried the adapter's
-                                   return message (JSON; App Connect ``returnMessage``)
+                                   return message (JSON; App Connect ``returnMessage``);
+                                   cleared with ``dv``
 ``…:dead``                 stream  dead letters (vendor, event, record_id, attempts, …)
 ``…:deadix``               hash    delivery id → dead-letter stream id
 ``…:deadn``                hash    vendor → dead letters waiting
 ``…:vstate``               hash    vendor → JSON state (disabled after a 410, and why)
-``…:notes:<vendor>``       hash    record id → JSON note of its last delivery (e.g. a CRM's
-                                   returnMessage)
 ``…:rl:<scope>:<name>``    string  a rate limit's theoretical arrival time (µs, GCRA):
                                    ``k:<key name>``, ``s:<session id>``, ``a:<address>``
 ``…:import:<file id>``     hash    checkpoint of ``idgateway import`` of one file (the id:

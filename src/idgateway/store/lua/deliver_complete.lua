@@ -31,13 +31,17 @@ local function fn_deliver_complete(keys, args)
       local again = redis.call('SREM', dirty, rec) == 1
       if r.outcome == OUTCOME.OK or r.outcome == OUTCOME.SKIP then
         redis.call('HDEL', jobs, rec)
+        if r.deleted then
+          -- erased (delivered, or skipped by a vendor that takes no erasure): nothing of the
+          -- record is kept for this vendor, neither its version nor its last return message
+          redis.call('HDEL', dv, rec)
+          redis.call('HDEL', P .. 'notes:' .. vendor, rec)
+        end
         if r.outcome == OUTCOME.OK then
-          if r.deleted then redis.call('HDEL', dv, rec) else redis.call('HSET', dv, rec, r.version) end
+          if not r.deleted then redis.call('HSET', dv, rec, r.version) end
           -- the last delivery that carried a return message (GET /v1/deliveries?status=
-          -- delivered); an erased record keeps none
-          if r.deleted then
-            redis.call('HDEL', P .. 'notes:' .. vendor, rec)
-          elseif r.note then
+          -- delivered)
+          if r.note and not r.deleted then
             redis.call('HSET', P .. 'notes:' .. vendor, rec, r.note)
           end
           if r.ref then

@@ -31,6 +31,16 @@ local function fn_deliver_schedule(keys, args)
         local due = math.min(now + req.window_ms, since + req.max_wait_ms)
         redis.call('ZADD', q, 'XX', 'GT', due, rec)
       end
+    elseif kind == 'contact.deleted' then
+      -- a vendor that takes no erasure: nothing of the record is kept for it (its version
+      -- delivered, its last return message). A job in flight or queued ends in the worker,
+      -- which finds the tombstone and clears the same (deliver_complete, `deleted`).
+      if redis.call('ZSCORE', f, rec) then
+        redis.call('SADD', dirty, rec)
+      elseif not redis.call('ZSCORE', q, rec) then
+        redis.call('HDEL', P .. 'dv:' .. vendor, rec)
+        redis.call('HDEL', P .. 'notes:' .. vendor, rec)
+      end
     end
   end
   if #ids > 0 then redis.call('XACK', P .. 'outbox', vendor, unpack(ids)) end
