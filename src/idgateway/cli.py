@@ -306,15 +306,13 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     import asyncio
 
     from idgateway.delivery import list_deliveries
-    from idgateway.store import Store
     from idgateway.tenancy import Tenant
 
     tenant = Tenant.build(settings.tenants[tenant_id])
 
     async def main() -> int:
-        store = await Store.open(url, cluster=settings.gateway.redis.cluster)
-        queues = store.deliveries
-        try:
+        async with _opened_store(settings, url) as store:
+            queues = store.deliveries
             if args.deliveries_command == "list":
                 page = await list_deliveries(
                     queues, tenant, status=args.status, vendor=args.vendor, limit=args.limit
@@ -361,8 +359,6 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
             was = await queues.clear_vendor_state(tenant.id, args.vendor)
             print(f"{args.vendor}: enabled" + ("" if was else " (it was not disabled)"))
             return 0
-        finally:
-            await store.close()
 
     return asyncio.run(main())
 
