@@ -270,13 +270,15 @@ def test_an_erasure_during_a_delivery_to_a_vendor_without_erasure_keeps_nothing(
     """Groove takes no contact.delete. A contact erased while its update hangs at Groove: the
     hung attempt ends, the job finds the tombstone and sends nothing, and the gateway keeps no
     delivered version of the erased record for Groove (SPEC §5.3: erasure)."""
-    with delivery_gateway(tmp_path, redis_url, ["groove"]) as dg:
+    # a 3 s vendor timeout: the erasure lands while the first attempt still hangs, even on a
+    # loaded machine, so no retry of the update is sent before it
+    with delivery_gateway(tmp_path, redis_url, ["groove"], delivery={"timeout": "3s"}) as dg:
         groove = dg.emulators["groove"]
         delivered = TenantKeys(dg.tenant).vendor("dv", "groove")
         user = uniq("u")
         contact = dg.identify(user_id=user, traits={"email": uniq_email()})["contact"]
         wait_until(lambda: dg.redis.hexists(delivered, contact["id"]), what="first delivery")
-        groove.always(Hang(3))  # longer than the 1 s timeout
+        groove.always(Hang(6))  # longer than the timeout
         dg.identify(user_id=user, traits={"name": "Wilma"})
         groove.wait_for(2)  # the update is in flight, hanging
         assert dg.api.delete(f"/v1/contacts/{contact['id']}").status_code == 204
