@@ -2,9 +2,9 @@
 function library (``FUNCTION LOAD``) and called with ``FCALL``.
 
 The library is assembled from ``lua/``: the shared files (``_prelude``, ``_overlay``,
-``_records``, ``_sessions``) define helpers once per load, not per call; each other file
-defines one function. Functions are persisted and replicated by the server itself, so a
-replica promoted by a failover already has them. The library and function names carry a hash
+``_records``, ``_sessions``, ``_identify``) define helpers once per load, not per call; each
+other file defines one function. Functions are persisted and replicated by the server itself,
+so a replica promoted by a failover already has them. The library and function names carry a hash
 of the code (``idgw_upsert_<hash>``): gateways of two versions can share one server during an
 upgrade without calling each other's code.
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from idgateway.store._connection import Client
 
 _LUA = files("idgateway.store") / "lua"
-_SHARED = ("_prelude", "_overlay", "_records", "_sessions")
+_SHARED = ("_prelude", "_overlay", "_records", "_sessions", "_identify")
 # Function name -> read only (callable on a replica, never writes).
 FUNCTIONS: dict[str, bool] = {
     "upsert": False,

@@ -168,10 +168,16 @@ local function link(ctx, contact_id, company_id)
   touch(ctx, 'o', company_id, false, {'_n'})
 end
 
+-- The failure of a call whose ops collected problems ({status, <its list>}), or nil.
+local function problems_of(E)
+  if #E.violations > 0 then return {status = 'invalid', violations = E.violations} end
+  if #E.conflicts > 0 then return {status = 'conflict', conflicts = E.conflicts} end
+  if #E.mismatches > 0 then return {status = 'mismatch', mismatches = E.mismatches} end
+  return nil
+end
+
 -- The failure reply of a call whose ops collected problems, or nil.
 local function problems_reply(E)
-  if #E.violations > 0 then return reply({status = 'invalid', violations = E.violations}) end
-  if #E.conflicts > 0 then return reply({status = 'conflict', conflicts = E.conflicts}) end
-  if #E.mismatches > 0 then return reply({status = 'mismatch', mismatches = E.mismatches}) end
-  return nil
+  local problem = problems_of(E)
+  return problem and reply(problem)
 end

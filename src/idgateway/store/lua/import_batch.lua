@@ -18,34 +18,11 @@ local IMPORT_TTL_SECONDS = 2592000  -- a checkpoint is kept 30 days after its la
 local function import_row(P, row, spec, now)
   local ctx = new_ctx(P, now)
   local E = {violations = {}, conflicts = {}, mismatches = {}}
-  local results = {}
-  local sess = row.session
-  local sk = sess and session_key(ctx, sess.id)
-  if sk and not session_usable(ctx, sk, sess.mode) then
-    return {status = 'notfound', what = 's'}
-  end
-  for i, op in ipairs(row.records) do
-    if sk then
-      local values, infer = buffered(ctx, sk, op.ns)
-      op.pending = values
-      for _, inf in ipairs(infer) do table.insert(op.infer, inf) end
-    end
-    local r, err = apply_record(ctx, op, spec[op.ns], E, false)
-    if err == 'notfound' then return {status = 'notfound', what = op.ns} end
-    results[i] = r
-  end
-  if #E.violations > 0 then return {status = 'invalid', violations = E.violations} end
-  if #E.conflicts > 0 then return {status = 'conflict', conflicts = E.conflicts} end
-  if #E.mismatches > 0 then return {status = 'mismatch', mismatches = E.mismatches} end
-  if row.link and #results == 2 then link(ctx, results[2].id, results[1].id) end
-  if sk then
-    for _, r in ipairs(results) do
-      bind(ctx, sk, sess.id, r.ns, r.id, sess.ttl)
-      clear_buffer(ctx, sk, r.ns)
-    end
-    touch_session(ctx, sk, sess.ttl)
-  end
-  commit(ctx)
+  local results, sk, failure = resolve_call(ctx, row, spec, E, false)
+  if failure then return failure end
+  local problem = problems_of(E)
+  if problem then return problem end
+  write_call(ctx, row, sk, results)
   if results[#results].created then return {status = 'created'} end
   if next(ctx.touched) then return {status = 'updated'} end
   return {status = 'unchanged'}
