@@ -22,20 +22,13 @@ from idgateway import service
 from idgateway.config import load_config
 from idgateway.store import CheckpointMoved, ImportMark, Store
 from idgateway.tenancy import Tenant
-from tests.conftest import ACME_SECRET, open_store, uniq
+from tests.conftest import ACME_SECRET, uniq
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
     from tests.conftest import RunningGateway
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(redis_url)
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

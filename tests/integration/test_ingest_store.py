@@ -17,8 +17,6 @@ from idgateway.store import EventWrite, IngestOutcome, RateLimit, SessionRef, St
 from tests.conftest import uniq, uniq_email
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     import redis
 
 TENANT = msgspec.convert({"id": "ingesttest", "default_region": "US"}, TenantFile)
@@ -57,13 +55,6 @@ class Counting:
             return await original(*args, **options)
 
         store.client.execute_command = execute_command  # type: ignore[method-assign]
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(redis_url)
-    yield opened
-    await opened.close()
 
 
 async def apply(store: Store, events: list[EventWrite], **kw: Any) -> list[IngestOutcome]:

@@ -6,19 +6,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import msgspec
-import pytest
 
 from idgateway.delivery import registry
 from idgateway.delivery._worker import Lane, LaneConfig
 from idgateway.net import GuardedClient
 from idgateway.settings import TenantFile
 from idgateway.settings._schema import DeliverySection
-from idgateway.store import Store
 from idgateway.tenancy import Tenant
 from tests.conftest import uniq
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from idgateway.store import Store
 
 
 class FakeClock:
@@ -27,13 +25,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(redis_url)
-    yield opened
-    await opened.close()
 
 
 def lane(store: Store, clock: FakeClock, http: GuardedClient) -> Lane:

@@ -18,19 +18,10 @@ from idgateway.fields import FieldInput, RecordOp, build_registry, validate
 from idgateway.settings import TenantFile
 from idgateway.store import FieldHeld, Store, TenantKeys
 from idgateway.tenancy import Tenant
-from tests.conftest import open_store, uniq
+from tests.conftest import uniq
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     import redis
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(redis_url)
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture
