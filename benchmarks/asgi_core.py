@@ -30,8 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from _workload import FIELDS_TOML, phone, typical_traits  # noqa: E402
+
 SECRET = "sk_bench_asgi_0123456789abcdef"
-TENANT = f"""
+TENANT = (
+    f"""
 id = "basgi"
 unknown_fields = "infer"
 default_region = "US"
@@ -40,28 +43,13 @@ name = "bench"
 kind = "secret"
 key = "{SECRET}"
 rate_limit = "1000000/s"
-[[fields.contact]]
-key = "plan"
-type = "dropdown"
-options = ["Free", "Pro", "Enterprise"]
-[[fields.contact]]
-key = "company_size"
-type = "number"
 """
+    + FIELDS_TOML
+)
 
 
 def body(i: int) -> bytes:
-    traits = {
-        "email": f"user{i}@asgi.test",
-        "first_name": "Fred",
-        "last_name": "Flintstone",
-        "phone": f"+1555{i % 10_000_000:07d}",
-        "plan": "Pro",
-        "signed_up_at": 1444348331,
-        "tags": "free, popular",
-        "company_size": 42,
-        "city": "Bay City",
-    }
+    traits = typical_traits(f"user{i}@asgi.test", phone(i))
     return json.dumps({"user_id": f"u{i}", "traits": traits}).encode()
 
 

@@ -50,6 +50,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _workload import FIELDS_TOML, phone, typical_traits  # noqa: E402
+
 from idgateway.dialects.unified import IdentifyRequest, translate_identify  # noqa: E402
 from idgateway.service import apply  # noqa: E402
 from idgateway.settings import load_settings  # noqa: E402
@@ -57,7 +59,8 @@ from idgateway.store import EmbeddedValkey, Store, connect  # noqa: E402
 from idgateway.store._library import Library  # noqa: E402
 from idgateway.tenancy import Tenant, build_tenants  # noqa: E402
 
-TENANT = """
+TENANT = (
+    """
 id = "bcore"
 unknown_fields = "infer"
 default_region = "US"
@@ -65,33 +68,14 @@ default_region = "US"
 name = "bench"
 kind = "secret"
 key = "sk_bench_core_0123456789abcdef"
-[[fields.contact]]
-key = "plan"
-type = "dropdown"
-options = ["Free", "Pro", "Enterprise"]
-[[fields.contact]]
-key = "company_size"
-type = "number"
 """
-
-
-def typical_traits(i: int) -> dict[str, Any]:
-    """A typical contact: 10 fields with the user id (the same shape ``make bench`` sends)."""
-    return {
-        "email": f"user{i}@bench.test",
-        "first_name": "Fred",
-        "last_name": "Flintstone",
-        "phone": f"+1555{i % 10_000_000:07d}",
-        "plan": "Pro",
-        "signed_up_at": 1444348331,
-        "tags": "free, popular",
-        "company_size": 42,
-        "city": "Bay City",
-    }
+    + FIELDS_TOML
+)
 
 
 def identify_body(i: int) -> bytes:
-    return json.dumps({"user_id": f"u{i}", "traits": typical_traits(i)}).encode()
+    traits = typical_traits(f"user{i}@bench.test", phone(i))  # as `make bench` sends
+    return json.dumps({"user_id": f"u{i}", "traits": traits}).encode()
 
 
 def resp(value: Any) -> bytes:

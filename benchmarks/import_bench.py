@@ -42,12 +42,15 @@ import redis as redis_sync
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _workload import FIELDS_TOML, phone, typical_traits  # noqa: E402
+
 from idgateway.store import EmbeddedValkey  # noqa: E402
 
 ROWS = 100_000
 SECRET = "sk_bench_import_0123456789abcdef"
-# The benchmark's tenant and typical contact (run.py's TENANT_FIELDS and typical_traits)
-TENANT = """
+# The benchmark's tenant (its typed fields and typical contact: _workload.py)
+TENANT = (
+    """
 id = "{tenant}"
 unknown_fields = "infer"
 default_region = "US"
@@ -57,33 +60,16 @@ name = "backend"
 kind = "secret"
 key = "{secret}"
 rate_limit = "1000000/s"
-
-[[fields.contact]]
-key = "plan"
-type = "dropdown"
-options = ["Free", "Pro", "Enterprise"]
-
-[[fields.contact]]
-key = "company_size"
-type = "number"
 """
+    + FIELDS_TOML
+)
 
 
 def typical_body(i: int, tag: str) -> dict[str, Any]:
-    """A typical contact: 10 fields, as ``run.py`` identifies them."""
+    """A typical contact, as ``run.py`` identifies them."""
     return {
         "user_id": f"u{tag}-{i}",
-        "traits": {
-            "email": f"user{i}.{tag}@bench.test",
-            "first_name": "Fred",
-            "last_name": "Flintstone",
-            "phone": f"+1555{i % 10_000_000:07d}",
-            "plan": "Pro",
-            "signed_up_at": 1444348331,
-            "tags": "free, popular",
-            "company_size": 42,
-            "city": "Bay City",
-        },
+        "traits": typical_traits(f"user{i}.{tag}@bench.test", phone(i)),
     }
 
 

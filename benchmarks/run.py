@@ -57,6 +57,7 @@ import httpx
 import msgspec
 import redis as redis_sync
 from _measure import process_cpu, put, script_stats
+from _workload import FIELDS_TOML, phone, typical_traits
 from import_bench import run as import_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,16 +142,6 @@ FIGURES = [
     "import_peak_rss_mb",
     "loadgen_max_rps_vs_null_server",
 ]
-TENANT_FIELDS = """
-[[fields.contact]]
-key = "plan"
-type = "dropdown"
-options = ["Free", "Pro", "Enterprise"]
-
-[[fields.contact]]
-key = "company_size"
-type = "number"
-"""
 
 
 def log(message: str) -> None:
@@ -164,23 +155,13 @@ def free_port() -> int:
         return port
 
 
-def typical_traits(i: int) -> dict[str, Any]:
-    """A typical contact: 10 fields."""
-    return {
-        "email": f"user{i}@bench.test",
-        "first_name": "Fred",
-        "last_name": "Flintstone",
-        "phone": f"+1555{i % 10_000_000:07d}",
-        "plan": "Pro",
-        "signed_up_at": 1444348331,
-        "tags": "free, popular",
-        "company_size": 42,
-        "city": "Bay City",
-    }
+def contact_traits(i: int) -> dict[str, Any]:
+    """Contact ``i`` of the bench: the typical contact with identifiers of its own."""
+    return typical_traits(f"user{i}@bench.test", phone(i))
 
 
 def identify_body(i: int, **extra: Any) -> str:
-    traits = typical_traits(i)
+    traits = contact_traits(i)
     traits.update(extra)
     return json.dumps({"user_id": f"u{i}", "traits": traits})
 
@@ -200,7 +181,7 @@ def tenant_toml(tenant: str, extra: str = "") -> str:
         "allow_private_networks = true\n"
         f'[[api_keys]]\nname = "bench"\nkind = "secret"\nkey = "{SECRET}-{tenant}"\n'
         # limited (the check costs what it costs in production), never reached
-        'rate_limit = "1000000/s"\n' + TENANT_FIELDS + extra
+        'rate_limit = "1000000/s"\n' + FIELDS_TOML + extra
     )
 
 
@@ -292,13 +273,13 @@ class Preloader:
 
     @staticmethod
     def _inputs(i: int) -> list[FieldInput]:
-        values = {"external_id": f"u{i}", **typical_traits(i)}
+        values = {"external_id": f"u{i}", **contact_traits(i)}
         return [FieldInput(k, v, f"$.{k}") for k, v in values.items()]
 
     def request(self, i: int) -> str:
         text = self.template.replace("user0@bench.test", f"user{i}@bench.test")
         text = text.replace('"u0"', f'"u{i}"').replace('\\"u0\\"', f'\\"u{i}\\"')
-        text = text.replace("+15550000000", f"+1555{i % 10_000_000:07d}")
+        text = text.replace(phone(0), phone(i))
         # a fresh id per contact
         start = text.index('"new_id":"') + 10
         return text[:start] + new_ulid() + text[start + 26 :]
@@ -687,7 +668,7 @@ def render_scenario(bench: Bench) -> dict[str, Any]:
 
     async def run() -> dict[str, list[float]]:
         store = await Store.open(bench.redis_url)
-        request = IdentifyRequest(user_id="p1", traits=typical_traits(7))
+        request = IdentifyRequest(user_id="p1", traits=contact_traits(7))
         call = translate_identify(request, tenant.contacts, tenant.companies)
         outcome = await services.identify(store, tenant, call)
         contact_id, email = outcome.contact.id, outcome.contact.email

@@ -30,6 +30,8 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _workload import FIELDS_TOML, phone, typical_traits  # noqa: E402
+
 from idgateway.store import EmbeddedValkey  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -38,7 +40,8 @@ BATCH = 100
 SECRET = "sk_bench_segment_0123456789abcdef"
 WRITE = "wk_bench_segment_0123456789abcdef"
 PY = sys.executable
-TENANT = f"""
+TENANT = (
+    f"""
 id = "bench"
 unknown_fields = "infer"
 default_region = "US"
@@ -54,16 +57,9 @@ name = "segment"
 kind = "write"
 key = "{WRITE}"
 rate_limit = "1000000/s"
-
-[[fields.contact]]
-key = "plan"
-type = "dropdown"
-options = ["Free", "Pro", "Enterprise"]
-
-[[fields.contact]]
-key = "company_size"
-type = "number"
 """
+    + FIELDS_TOML
+)
 
 
 def log(message: str) -> None:
@@ -88,18 +84,8 @@ def area(tag: str) -> int:
 
 
 def traits(tag: str, i: int) -> dict[str, Any]:
-    """A typical contact: 10 fields (as in benchmarks/run.py), identifiers unique per tag."""
-    return {
-        "email": f"{tag}{i}@bench.test",
-        "first_name": "Fred",
-        "last_name": "Flintstone",
-        "phone": f"+1{area(tag)}{i % 10_000_000:07d}",
-        "plan": "Pro",
-        "signed_up_at": 1444348331,
-        "tags": "free, popular",
-        "company_size": 42,
-        "city": "Bay City",
-    }
+    """The typical contact (benchmarks/_workload.py), identifiers unique per tag."""
+    return typical_traits(f"{tag}{i}@bench.test", phone(i, area(tag)))
 
 
 def segment_identify(tag: str, i: int) -> dict[str, Any]:

